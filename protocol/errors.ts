@@ -1,0 +1,53 @@
+/**
+ * The error registry. Every failure m2gate reports has a stable `code`
+ * (`M2G_ERR_…`) that callers match on, an HTTP `statusCode` where one applies,
+ * and an optional `cause`. The README lists every code with what to do about it.
+ */
+
+export const ERROR_CODES = {
+  /** A tnetstring is malformed, truncated, or over a configured limit. */
+  TNETSTRING: 'M2G_ERR_TNETSTRING',
+  /** A Mongrel2 request message (front → handler) is malformed. */
+  REQUEST: 'M2G_ERR_REQUEST',
+  /** A Mongrel2 reply message (handler → front) is malformed. */
+  REPLY: 'M2G_ERR_REPLY',
+  /** The HTTP response a handler wrote is malformed or would split a response. */
+  HTTP_RESPONSE: 'M2G_ERR_HTTP_RESPONSE',
+  /** A mongrel2.conf file has a syntax or semantic error. */
+  CONFIG: 'M2G_ERR_CONFIG',
+} as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+export interface M2gateErrorOptions {
+  statusCode?: number;
+  cause?: unknown;
+}
+
+/** Base class of every error m2gate throws on purpose. */
+export class M2gateError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: M2gateErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'M2gateError';
+    this.code = code;
+    this.statusCode = options.statusCode;
+  }
+}
+
+/**
+ * Thrown by every byte-level decoder in `protocol/`. `offset` is the byte
+ * position in the input where the problem was found. `incomplete` is true
+ * only for incremental parsers that need more bytes to decide.
+ */
+export class ProtocolError extends M2gateError {
+  readonly offset: number;
+
+  constructor(code: ErrorCode, message: string, offset: number, options: M2gateErrorOptions = {}) {
+    super(code, `${message} (at byte ${offset})`, options);
+    this.name = 'ProtocolError';
+    this.offset = offset;
+  }
+}
