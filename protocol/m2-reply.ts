@@ -145,10 +145,10 @@ export function decodeControl(body: Buffer): { name: string; args: TnetValue } {
   } catch (err) {
     return fail(`extended reply body is not a tnetstring: ${(err as Error).message}`, 0);
   }
-  if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== 'string') {
-    fail('extended reply body must be a list [name, args]', 0);
-  }
-  return { name: value[0] as string, args: value[1]! };
+  if (!Array.isArray(value) || value.length !== 2) fail('extended reply body must be a list [name, args]', 0);
+  const [name, args] = value;
+  if (typeof name !== 'string') fail('extended reply body must be a list [name, args]', 0);
+  return { name, args: args! };
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,70 @@
+// The public API of m2gate. Everything users may import is re-exported here by name.
+
+// Errors
+export { M2gateError, ProtocolError, ERROR_CODES, type ErrorCode } from './protocol/errors.js';
+
+// tnetstrings
+export {
+  decode,
+  decodePrefix,
+  encode,
+  encodedLength,
+  TNET_DEFAULTS,
+  type TnetValue,
+  type TnetList,
+  type TnetDict,
+  type DecodeOptions,
+  type EncodableValue,
+  type StringMode,
+} from './protocol/tnetstring.js';
+
+// Mongrel2 requests and replies
+export {
+  parseRequest,
+  encodeRequest,
+  encodeDisconnect,
+  REQUEST_KINDS,
+  type M2Request,
+  type RequestFields,
+  type RequestKind,
+  type HeaderMap,
+  type HeaderValue,
+  type HeaderEncoding,
+  type ParseRequestOptions,
+} from './protocol/m2-request.js';
+export {
+  parseReply,
+  encodeReply,
+  encodeClose,
+  encodeControl,
+  decodeControl,
+  isCloseReply,
+  type M2Reply,
+  type ParseReplyOptions,
+} from './protocol/m2-reply.js';
+
+// The HTTP response a handler writes
+export {
+  buildResponse,
+  ResponseParser,
+  type ResponseInit,
+  type ParsedHead,
+  type ResponseParserEvents,
+  type ResponseParserOptions,
+} from './protocol/http-response.js';
+
+// mongrel2.conf and route patterns
+export {
+  parseConfig,
+  findServer,
+  settingInt,
+  ConfigError,
+  type Mongrel2Config,
+  type ConfigServer,
+  type ConfigHost,
+  type ConfigTarget,
+  type ConfigHandler,
+  type ConfigDir,
+  type ConfigProxy,
+} from './protocol/mongrel2-conf.js';
+export { compilePattern, type CompiledPattern } from './protocol/m2-pattern.js';
