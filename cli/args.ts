@@ -1,0 +1,46 @@
+/** Shared pieces of the command line: usage errors, env mirrors, number flags. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A usage error: printed to stderr, exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * parseArgs, with every long option also read from `M2GATE_<NAME>` (dashes as
+ * underscores) when the flag is absent. Repeatable options split env values on commas.
+ */
+export function parseWithEnv<O extends Options>(argv: string[], options: O, allowPositionals: boolean) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  for (const [name, spec] of Object.entries(options)) {
+    if (values[name] !== undefined || name === 'help') continue;
+    const env = process.env[`M2GATE_${name.toUpperCase().replaceAll('-', '_')}`];
+    if (env === undefined || env === '') continue;
+    if (spec.type === 'boolean') values[name] = env === '1' || env === 'true';
+    else values[name] = spec.multiple ? env.split(',').map((s) => s.trim()) : env;
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+export function intFlag(values: Record<string, unknown>, name: string, min: number): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min} (got '${String(raw)}')`);
+  return n;
+}
+
+export function listFlag(values: Record<string, unknown>, name: string): string[] {
+  const raw = values[name];
+  if (raw === undefined) return [];
+  const list = Array.isArray(raw) ? (raw as string[]) : [String(raw)];
+  return list.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+}

@@ -1,0 +1,82 @@
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { pino } from 'pino';
+import { Service } from '../workers/service.js';
+import { intFlag, listFlag, parseWithEnv, UsageError } from './args.js';
+import { drainOnSignals } from './signals.js';
+
+export const SERVICE_HELP = `Usage: m2gate service [ROUTES_MODULE] --send SPEC --recv SPEC [options]
+
+Runs a Mongrel2 handler whose routes run on a pool of worker threads. It
+connects PULL to the front's send_spec and PUB to its recv_spec, like any
+Mongrel2 handler; the front is a real Mongrel2 or the m2gate gateway.
+Without ROUTES_MODULE it serves the built-in demo routes (/svc/hello,
+/svc/fib/:n, /svc/hash, /svc/slow).
+
+Options (each also read from the environment variable shown):
+  --send SPEC           the front's send_spec, e.g. tcp://127.0.0.1:9997 (repeatable)   M2GATE_SEND
+  --recv SPEC           the front's recv_spec, e.g. tcp://127.0.0.1:9996 (repeatable)   M2GATE_RECV
+  --workers N           worker threads (default: number of cores)                      M2GATE_WORKERS
+  --sender-id ID        names this process in logs (default: random UUID)              M2GATE_SENDER_ID
+  --protocol P          json or tnetstring: the Handler's header encoding; both are
+                        always parsed, this only warns on a mismatch                     M2GATE_PROTOCOL
+  --timeout MS          per-request timeout, routes may override (default 30000)        M2GATE_TIMEOUT
+  --max-queue N         requests waiting for a thread before 503 (default 64/thread)    M2GATE_MAX_QUEUE
+  --drain-timeout MS    how long SIGTERM waits for in-flight requests (default 10000)   M2GATE_DRAIN_TIMEOUT
+  --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
+  -h, --help            this text
+`;
+
+export async function serviceCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseWithEnv(
+    argv,
+    {
+      send: { type: 'string', multiple: true },
+      recv: { type: 'string', multiple: true },
+      workers: { type: 'string' },
+      'sender-id': { type: 'string' },
+      protocol: { type: 'string' },
+      timeout: { type: 'string' },
+      'max-queue': { type: 'string' },
+      'drain-timeout': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    true,
+  );
+  if (values.help) {
+    process.stdout.write(SERVICE_HELP);
+    return;
+  }
+  if (positionals.length > 1) throw new UsageError('at most one ROUTES_MODULE');
+  const send = listFlag(values, 'send');
+  const recv = listFlag(values, 'recv');
+  if (send.length === 0 || recv.length === 0) throw new UsageError('--send and --recv are required');
+  const protocol = values.protocol as string | undefined;
+  if (protocol !== undefined && protocol !== 'json' && protocol !== 'tnetstring') {
+    throw new UsageError(`--protocol must be json or tnetstring (got '${protocol}')`);
+  }
+  const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component: 'service', pid: process.pid } });
+  const modulePath = positionals[0];
+  const service = new Service({
+    routesModule: modulePath === undefined ? undefined : pathToFileURL(resolve(modulePath)).href,
+    send,
+    recv,
+    workers: intFlag(values, 'workers', 1),
+    senderId: values['sender-id'] as string | undefined,
+    expectEncoding: protocol,
+    timeoutMs: intFlag(values, 'timeout', 1),
+    maxQueue: intFlag(values, 'max-queue', 0),
+    drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
+    logger,
+  });
+  try {
+    await service.start();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'service failed to start');
+    process.stderr.write(`m2gate service: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  drainOnSignals(() => service.close(), logger);
+}

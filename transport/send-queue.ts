@@ -1,0 +1,79 @@
+/**
+ * zeromq.js allows one pending send() per socket; a second one fails with
+ * EBUSY. Every socket that several tasks write to gets one of these: a bounded
+ * FIFO drained by a single pump loop, so callers never await the socket.
+ */
+
+export interface Writable {
+  send(message: Buffer): Promise<void>;
+}
+
+export interface SendQueueOptions {
+  /** Most messages waiting; past it send() refuses. Defaults to 10,000. */
+  maxQueued?: number;
+  /** Called when a send fails (socket closed, ...); the message is dropped. */
+  onError?: (err: unknown) => void;
+}
+
+export class SendQueue {
+  readonly #socket: Writable;
+  readonly #maxQueued: number;
+  readonly #onError: (err: unknown) => void;
+  #queue: Buffer[] = [];
+  #head = 0;
+  #pumping = false;
+  #idle: Array<() => void> = [];
+  dropped = 0;
+
+  constructor(socket: Writable, options: SendQueueOptions = {}) {
+    this.#socket = socket;
+    this.#maxQueued = options.maxQueued ?? 10_000;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  get length(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** Queues a message; returns false (and counts a drop) when the queue is full. */
+  send(message: Buffer): boolean {
+    if (this.length >= this.#maxQueued) {
+      this.dropped++;
+      return false;
+    }
+    this.#queue.push(message);
+    if (!this.#pumping) void this.#pump();
+    return true;
+  }
+
+  /** Resolves once every queued message has been handed to the socket. */
+  flush(): Promise<void> {
+    if (!this.#pumping && this.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    while (this.#head < this.#queue.length) {
+      const message = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = EMPTY;
+      // Compact once the consumed prefix dominates, so the array does not grow forever.
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      try {
+        await this.#socket.send(message);
+      } catch (err) {
+        this.dropped++;
+        this.#onError(err);
+      }
+    }
+    this.#queue = [];
+    this.#head = 0;
+    this.#pumping = false;
+    for (const resolve of this.#idle.splice(0)) resolve();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

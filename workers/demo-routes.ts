@@ -1,0 +1,57 @@
+/**
+ * The built-in demo service (used by `npm start`, the tests and the benchmarks).
+ * Runs in the worker threads like any user routes module.
+ */
+import { createHash } from 'node:crypto';
+import { threadId } from 'node:worker_threads';
+import { setTimeout as delay } from 'node:timers/promises';
+import { defineRoutes, type ServiceRequest } from './routes.js';
+
+function fib(n: number): number {
+  return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
+
+function intParam(value: string | string[] | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const text = Array.isArray(value) ? value[0]! : value;
+  return /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
+}
+
+const badRequest = (message: string) => ({ status: 400, body: `${message}\n` });
+
+export default defineRoutes({
+  /** The trivial route for overhead measurements. */
+  'GET /svc/hello': () => 'hello',
+
+  /** Naive Fibonacci on the worker thread: CPU-heavy on purpose. */
+  'GET /svc/fib/:n': (req: ServiceRequest) => {
+    const n = intParam(req.params.n, Number.NaN);
+    if (!(n >= 0 && n <= 45)) return badRequest('n must be an integer from 0 to 45');
+    const started = Date.now();
+    return { n, fib: fib(n), thread: threadId, started, finished: Date.now() };
+  },
+
+  /** SHA-256 of the body, applied `rounds` times (default 1, at most 1,000,000). */
+  'POST /svc/hash': (req: ServiceRequest) => {
+    const rounds = intParam(req.query.rounds, 1);
+    if (!(rounds >= 1 && rounds <= 1_000_000)) return badRequest('rounds must be an integer from 1 to 1000000');
+    let digest: Buffer = req.body;
+    for (let i = 0; i < rounds; i++) digest = createHash('sha256').update(digest).digest();
+    return { sha256: digest.toString('hex'), rounds };
+  },
+
+  /**
+   * Brubeck's slow echo service: holds its worker thread for `ms` (default
+   * 2000, at most 60000), then echoes `data`. Stops early when aborted.
+   */
+  'GET /svc/slow': {
+    timeoutMs: 65_000,
+    handler: async (req: ServiceRequest) => {
+      const ms = intParam(req.query.ms, 2000);
+      if (!(ms >= 0 && ms <= 60_000)) return badRequest('ms must be an integer from 0 to 60000');
+      const data = req.query.data;
+      await delay(ms, undefined, { signal: req.signal });
+      return { data: Array.isArray(data) ? data[0] : (data ?? null) };
+    },
+  },
+});

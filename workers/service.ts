@@ -1,0 +1,473 @@
+/**
+ * The service process: a Mongrel2 handler (PULL from the front's send_spec,
+ * PUB to its recv_spec) whose routes run on a piscina pool of worker threads.
+ *
+ * Rules it keeps: every request received gets exactly one reply (the route's,
+ * or 400/404/405/500/503/504), in request order per connection (Mongrel2
+ * forwards pipelined requests at once with one id: §4.4), followed by the close
+ * message after HTTP/1.0 or `Connection: close` requests, because Mongrel2 never
+ * closes on its own. A disconnect notice aborts the connection's work and
+ * suppresses its replies.
+ */
+import { randomUUID } from 'node:crypto';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { BroadcastChannel } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { Publisher, Pull } from 'zeromq';
+import { pino, type Logger } from 'pino';
+import { parseRequest, type M2Request } from '../protocol/m2-request.js';
+import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { SendQueue } from '../transport/send-queue.js';
+import { compileRoutes, lookupRoute, type CompiledRoute } from './routes.js';
+import { textResponse } from './result.js';
+import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+
+export interface ServiceOptions {
+  /** file: URL or path of the compiled routes module. Defaults to the built-in demo routes. */
+  routesModule?: string;
+  /** The front's send_spec endpoints (PULL connects to each). */
+  send: string[];
+  /** The front's recv_spec endpoints (PUB connects to each). */
+  recv: string[];
+  /** Worker threads. Defaults to the number of cores. */
+  workers?: number;
+  /** Names this service process in its logs (the sender_id of classic Mongrel2 handlers). Defaults to a random UUID. */
+  senderId?: string;
+  /** The Handler's header encoding; both are parsed, a mismatch is logged once. */
+  expectEncoding?: 'json' | 'tnetstring' | undefined;
+  /** Service-wide task timeout in ms (routes may override). Defaults to 30,000. */
+  timeoutMs?: number;
+  /** Tasks waiting for a thread before 503. Defaults to 64 per thread. */
+  maxQueue?: number;
+  /** How long SIGTERM waits for in-flight requests, in ms. Defaults to 10,000. */
+  drainTimeoutMs?: number;
+  /** After an abort, how long a running handler may take to notice before its thread is terminated. Defaults to 1,000. */
+  abortGraceMs?: number;
+  /** Seconds for 503's Retry-After. Defaults to 1. */
+  retryAfterSeconds?: number;
+  logger?: Logger;
+}
+
+export interface ServiceStats {
+  received: number;
+  replied: number;
+  malformed: number;
+  aborted: number;
+  timedOut: number;
+  rejected503: number;
+  errors500: number;
+  /** Results that came back after their request was answered or abandoned. */
+  lateResults: number;
+  ignored: number;
+}
+
+interface Pending {
+  id: number;
+  slot: number;
+  key: string;
+  req: M2Request;
+  route: CompiledRoute | undefined;
+  close: boolean;
+  head: boolean;
+  enqueuedAt: number;
+  /** Set once the answer is decided; sent when every earlier request on the connection is. */
+  reply?: Buffer;
+  status?: number;
+  /** The client went away: nothing is sent. */
+  abandoned: boolean;
+  controller?: AbortController;
+  timer?: NodeJS.Timeout;
+  hardAbort?: NodeJS.Timeout;
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+function defaultRoutesModule(): string {
+  const ext = extname(fileURLToPath(import.meta.url));
+  return new URL(`./demo-routes${ext}`, import.meta.url).href;
+}
+
+function wantsClose(req: M2Request): boolean {
+  const conn = req.headers.connection;
+  const value = (Array.isArray(conn) ? conn.join(',') : (conn ?? '')).toLowerCase();
+  if (value.includes('close')) return true;
+  return req.headers.VERSION === 'HTTP/1.0' && !value.includes('keep-alive');
+}
+
+export class Service {
+  readonly stats: ServiceStats = {
+    received: 0,
+    replied: 0,
+    malformed: 0,
+    aborted: 0,
+    timedOut: 0,
+    rejected503: 0,
+    errors500: 0,
+    lateResults: 0,
+    ignored: 0,
+  };
+  readonly log: Logger;
+  readonly #opts: Required<Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding'>> & { routesModule: string; senderId: string };
+  readonly #expectEncoding: 'json' | 'tnetstring' | undefined;
+  #warnedEncoding = false;
+  #pool!: Piscina<WorkerTask, RunResult | DescribeResult>;
+  #routes: CompiledRoute[] = [];
+  #pull!: Pull;
+  #pub!: Publisher;
+  #out!: SendQueue;
+  #channel!: BroadcastChannel;
+  #flags!: Int32Array;
+  #freeSlots: number[] = [];
+  #nextId = 1;
+  #connections = new Map<string, Pending[]>();
+  #inFlight = new Set<Pending>();
+  #closing = false;
+  #onIdle: (() => void) | undefined;
+  #reading: Promise<void> | undefined;
+
+  constructor(options: ServiceOptions) {
+    const workers = options.workers ?? availableParallelism();
+    if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('workers must be a positive integer');
+    if (options.send.length === 0 || options.recv.length === 0) throw new Error('at least one send and one recv endpoint are needed');
+    this.#opts = {
+      routesModule: options.routesModule ?? defaultRoutesModule(),
+      send: options.send,
+      recv: options.recv,
+      workers,
+      senderId: options.senderId ?? randomUUID(),
+      timeoutMs: options.timeoutMs ?? 30_000,
+      maxQueue: options.maxQueue ?? workers * 64,
+      drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
+      abortGraceMs: options.abortGraceMs ?? 1_000,
+      retryAfterSeconds: options.retryAfterSeconds ?? 1,
+    };
+    this.log = options.logger ?? pino({ base: { component: 'service' } });
+    this.#expectEncoding = options.expectEncoding;
+  }
+
+  get workers(): number {
+    return this.#opts.workers;
+  }
+
+  /** Requests received and not yet answered or abandoned. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /**
+   * Loads the routes module in a worker thread (failing fast if it cannot be
+   * loaded), then connects to the front.
+   *
+   * @throws Error when the routes module fails to load or is malformed.
+   */
+  async start(): Promise<void> {
+    const { workers, maxQueue } = this.#opts;
+    const slots = 2 * workers + maxQueue;
+    const abortFlags = new SharedArrayBuffer(slots * 4);
+    this.#flags = new Int32Array(abortFlags);
+    this.#freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+    const abortChannel = `m2gate-abort-${process.pid}-${randomUUID()}`;
+    this.#channel = new BroadcastChannel(abortChannel);
+    this.#channel.unref();
+    const workerData: WorkerConfig = { routesModule: this.#opts.routesModule, abortFlags, abortChannel };
+    const ext = extname(fileURLToPath(import.meta.url));
+    this.#pool = new Piscina({
+      filename: new URL(`./worker-entry${ext}`, import.meta.url).href,
+      minThreads: workers,
+      maxThreads: workers,
+      maxQueue,
+      // With the default (false) some tasks starved under sustained load here (DESIGN.md).
+      stricterFIFO: true,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      workerData,
+    });
+    // Some worker failures arrive here rather than as a rejected task.
+    this.#pool.on('error', (err: unknown) => this.log.error({ err }, 'worker pool error'));
+
+    let described: DescribeResult;
+    try {
+      described = (await this.#pool.run({ kind: 'describe' })) as DescribeResult;
+      this.#routes = compileRoutes(described.routes);
+    } catch (err) {
+      await this.#pool.destroy();
+      throw new Error(`cannot load routes module ${this.#opts.routesModule}: ${(err as Error).message}`, { cause: err });
+    }
+
+    this.#pull = new Pull();
+    this.#pub = new Publisher({ linger: 2000 });
+    this.#out = new SendQueue(this.#pub, { onError: (err) => this.log.error({ err }, 'publish failed') });
+    // Replies published before the PUB connection exists are lost (§5.1), so
+    // requests are pulled only once the reply path is up.
+    const replyPathUp = new Promise<void>((resolve) => this.#pub.events.on('handshake', () => resolve()));
+    for (const spec of this.#opts.recv) this.#pub.connect(spec);
+    void replyPathUp.then(() => {
+      if (this.#closing) return;
+      for (const spec of this.#opts.send) this.#pull.connect(spec);
+      this.log.info({ send: this.#opts.send, recv: this.#opts.recv, workers }, 'connected to the front');
+    });
+    this.#reading = this.#readLoop();
+    this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, senderId: this.#opts.senderId }, 'service started');
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for await (const [frame] of this.#pull) {
+        if (frame) this.#onMessage(frame);
+      }
+    } catch (err) {
+      if (!this.#closing) this.log.error({ err }, 'receive loop failed');
+    }
+  }
+
+  #onMessage(frame: Buffer): void {
+    let req: M2Request;
+    try {
+      req = parseRequest(frame);
+    } catch (err) {
+      this.stats.malformed++;
+      const offset = err instanceof ProtocolError ? err.offset : undefined;
+      this.log.warn({ err: (err as Error).message, offset, bytes: frame.length }, 'malformed message skipped');
+      return;
+    }
+    if (this.#expectEncoding !== undefined && req.encoding !== this.#expectEncoding && !this.#warnedEncoding) {
+      this.#warnedEncoding = true;
+      this.log.warn({ expected: this.#expectEncoding, got: req.encoding }, 'the front sends another header encoding than --protocol says');
+    }
+    switch (req.kind) {
+      case 'disconnect':
+        this.#abandon(`${req.sender}\0${req.connId}`);
+        return;
+      case 'http':
+      case 'upload-done':
+        break;
+      case 'upload-start':
+        // The body arrives with upload-done (§3.4); answer that one.
+        return;
+      default:
+        this.stats.ignored++;
+        this.log.debug({ kind: req.kind, connId: req.connId }, 'message kind not served');
+        return;
+    }
+    this.stats.received++;
+    const key = `${req.sender}\0${req.connId}`;
+    const method = typeof req.headers.METHOD === 'string' ? req.headers.METHOD : 'GET';
+    const p: Pending = {
+      id: this.#nextId++,
+      slot: -1,
+      key,
+      req,
+      route: undefined,
+      close: wantsClose(req),
+      head: method === 'HEAD',
+      enqueuedAt: now(),
+      abandoned: false,
+    };
+    this.#inFlight.add(p);
+    let queue = this.#connections.get(key);
+    if (!queue) this.#connections.set(key, (queue = []));
+    queue.push(p);
+
+    if (this.#closing) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
+    if (req.kind === 'upload-done') return this.#answer(p, 413, 'Request Entity Too Large\n');
+    const found = lookupRoute(this.#routes, method, req.path);
+    if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
+    if (!found.route) {
+      if (found.allow) return this.#answer(p, 405, 'Method Not Allowed\n', { Allow: found.allow.join(', ') });
+      return this.#answer(p, 404, 'Not Found\n');
+    }
+    p.route = found.route;
+    if (this.#pool.queueSize >= this.#opts.maxQueue || this.#freeSlots.length === 0) {
+      this.stats.rejected503++;
+      return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
+    }
+    this.#dispatch(p, found.index!, found.params!, method);
+  }
+
+  #dispatch(p: Pending, route: number, params: Record<string, string>, method: string): void {
+    p.slot = this.#freeSlots.pop()!;
+    Atomics.store(this.#flags, p.slot, 0);
+    const { req } = p;
+    const task: RunTask = {
+      kind: 'run',
+      id: p.id,
+      slot: p.slot,
+      route,
+      method,
+      path: req.path,
+      params,
+      headers: req.headers,
+      body: req.body,
+      connId: req.connId,
+      sender: req.sender,
+      head: p.head,
+    };
+    const controller = new AbortController();
+    p.controller = controller;
+    const timeoutMs = p.route?.timeoutMs ?? this.#opts.timeoutMs;
+    p.timer = setTimeout(() => {
+      this.stats.timedOut++;
+      this.#answer(p, 504, 'Gateway Timeout\n');
+      this.#abortTask(p);
+    }, timeoutMs);
+    this.#pool.run(task, { signal: controller.signal }).then(
+      (result) => this.#onResult(p, result as RunResult),
+      (err: unknown) => this.#onFailure(p, err),
+    );
+  }
+
+  #onResult(p: Pending, result: RunResult): void {
+    this.#release(p);
+    if (p.reply !== undefined || p.abandoned || result.aborted) {
+      this.stats.lateResults++;
+      return;
+    }
+    if (result.errorId !== undefined) {
+      this.stats.errors500++;
+      this.log.error({ errorId: result.errorId, route: p.route?.pattern, connId: p.req.connId, err: result.error }, 'route handler threw');
+    }
+    p.status = result.status;
+    this.#logRequest(p, result.startedAt - p.enqueuedAt);
+    p.reply = Buffer.from(result.reply.buffer, result.reply.byteOffset, result.reply.byteLength);
+    this.#flush(p.key);
+  }
+
+  #onFailure(p: Pending, err: unknown): void {
+    this.#release(p);
+    if (p.reply !== undefined || p.abandoned) return;
+    if ((err as Error).message === 'Task queue is at limit') {
+      this.stats.rejected503++;
+      return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
+    }
+    // The worker thread died under this task (uncaught error, process.exit,
+    // out of memory); piscina replaces the thread.
+    const errorId = randomUUID();
+    this.stats.errors500++;
+    this.log.error({ errorId, route: p.route?.pattern, connId: p.req.connId, err }, 'worker failed while running the task');
+    this.#answer(p, 500, `Internal Server Error (error id ${errorId})\n`);
+  }
+
+  #release(p: Pending): void {
+    clearTimeout(p.timer);
+    clearTimeout(p.hardAbort);
+    if (p.slot >= 0) {
+      this.#freeSlots.push(p.slot);
+      p.slot = -1;
+    }
+  }
+
+  /** Cooperative abort at once (the handler's signal), thread termination after the grace period. */
+  #abortTask(p: Pending): void {
+    if (p.slot < 0 || !p.controller) return;
+    Atomics.store(this.#flags, p.slot, p.id);
+    this.#channel.postMessage(p.id);
+    const controller = p.controller;
+    p.hardAbort = setTimeout(() => controller.abort(), this.#opts.abortGraceMs);
+  }
+
+  #answer(p: Pending, status: number, text: string, headers: Record<string, string> = {}): void {
+    if (p.reply !== undefined || p.abandoned) return;
+    p.status = status;
+    p.reply = encodeReply(p.req.sender, p.req.connId, textResponse(status, text, headers, p.head));
+    this.#logRequest(p, 0);
+    this.#flush(p.key);
+  }
+
+  #logRequest(p: Pending, waitMs: number): void {
+    const ms = now() - p.enqueuedAt;
+    this.log.info(
+      { route: p.route?.pattern ?? null, method: p.req.headers.METHOD, path: p.req.path, status: p.status, ms: round(ms), waitMs: round(Math.max(0, waitMs)), connId: p.req.connId },
+      'request',
+    );
+  }
+
+  /** Sends decided replies in request order for one connection. */
+  #flush(key: string): void {
+    const queue = this.#connections.get(key);
+    if (!queue) return;
+    while (queue.length > 0 && queue[0]!.reply !== undefined) {
+      const p = queue.shift()!;
+      this.#settled(p);
+      this.#out.send(p.reply!);
+      this.stats.replied++;
+      if (p.close) {
+        this.#out.send(encodeClose(p.req.sender, p.req.connId));
+        // Later pipelined requests on a closed connection can never be answered.
+        for (const rest of queue.splice(0)) this.#drop(rest);
+      }
+    }
+    if (queue.length === 0) this.#connections.delete(key);
+  }
+
+  #drop(p: Pending): void {
+    p.abandoned = true;
+    this.#settled(p);
+    this.#abortTask(p);
+  }
+
+  /** The client went away (§3.6): abort its work, send nothing. */
+  #abandon(key: string): void {
+    const queue = this.#connections.get(key);
+    if (!queue) return;
+    this.#connections.delete(key);
+    for (const p of queue) {
+      this.stats.aborted++;
+      this.#drop(p);
+    }
+  }
+
+  /**
+   * Graceful stop: stop pulling requests, let in-flight ones finish within the
+   * drain timeout (answering the rest 503), flush replies, close the sockets and
+   * the pool. Resolves true when everything finished in time.
+   */
+  async close(): Promise<boolean> {
+    if (this.#closing) return true;
+    this.#closing = true;
+    for (const spec of this.#opts.send) {
+      try {
+        this.#pull.disconnect(spec);
+      } catch {
+        // never connected
+      }
+    }
+    const drained = await this.#waitIdle(this.#opts.drainTimeoutMs);
+    for (const p of [...this.#inFlight]) {
+      this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
+      this.#abortTask(p);
+    }
+    this.#pull.close();
+    await this.#reading;
+    await this.#out.flush();
+    this.#pub.close();
+    this.#channel.close();
+    await this.#pool.destroy();
+    this.log.info({ drained, stats: this.stats }, 'service stopped');
+    return drained;
+  }
+
+  #waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.#inFlight.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.#onIdle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+
+  #settled(p: Pending): void {
+    this.#inFlight.delete(p);
+    if (this.#inFlight.size === 0 && this.#onIdle) {
+      const onIdle = this.#onIdle;
+      this.#onIdle = undefined;
+      onIdle();
+    }
+  }
+}
+
+const round = (ms: number): number => Math.round(ms * 100) / 100;

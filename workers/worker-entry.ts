@@ -1,0 +1,100 @@
+/**
+ * The piscina worker: every line of this file runs in a worker thread.
+ *
+ * It loads the user's routes module itself, inside a promise, so a module that
+ * fails to load rejects tasks instead of leaving piscina with no threads (a
+ * measured pitfall). ZeroMQ never enters this thread.
+ */
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { encodeReply } from '../protocol/m2-reply.js';
+import { routeEntries, type RouteEntry, type ServiceRequest } from './routes.js';
+import { textResponse, toHttpResponse } from './result.js';
+import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+
+const config = workerData as WorkerConfig;
+const abortFlags = new Int32Array(config.abortFlags);
+const running = new Map<number, AbortController>();
+
+const channel = new BroadcastChannel(config.abortChannel);
+channel.unref();
+channel.onmessage = (event: unknown) => {
+  const id = (event as { data: number }).data;
+  running.get(id)?.abort(new Error('request aborted'));
+};
+
+let loaded: Promise<RouteEntry[]> | undefined;
+function routes(): Promise<RouteEntry[]> {
+  loaded ??= import(config.routesModule).then((mod: { default?: unknown }) => routeEntries(mod.default));
+  return loaded;
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+function parseQuery(headers: RunTask['headers']): Record<string, string | string[]> {
+  const raw = headers.QUERY;
+  const query: Record<string, string | string[]> = {};
+  if (typeof raw !== 'string' || raw === '') return query;
+  for (const [key, value] of new URLSearchParams(raw)) {
+    if (key === '__proto__' || key === 'constructor') continue;
+    const prev = query[key];
+    query[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return query;
+}
+
+async function runTask(task: RunTask): Promise<RunResult> {
+  const startedAt = now();
+  const base = { thread: threadId, startedAt };
+  // Aborted while it waited in the queue: never start it.
+  if (Atomics.load(abortFlags, task.slot) === task.id) {
+    return { ...base, status: 0, reply: new Uint8Array(0), finishedAt: now(), aborted: true };
+  }
+  const entry = (await routes())[task.route];
+  if (entry === undefined) throw new Error(`no route #${task.route} in the routes module`);
+  const controller = new AbortController();
+  running.set(task.id, controller);
+  const request: ServiceRequest = {
+    method: task.method,
+    path: task.path,
+    params: task.params,
+    query: parseQuery(task.headers),
+    headers: task.headers,
+    body: Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength),
+    connId: task.connId,
+    sender: task.sender,
+    signal: controller.signal,
+  };
+  let status: number;
+  let bytes: Buffer;
+  let errorId: string | undefined;
+  let error: string | undefined;
+  try {
+    const value: unknown = await entry.handler(request);
+    ({ status, bytes } = toHttpResponse(value, task.head));
+  } catch (err) {
+    errorId = randomUUID();
+    error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    status = 500;
+    bytes = textResponse(500, `Internal Server Error (error id ${errorId})\n`);
+  } finally {
+    running.delete(task.id);
+  }
+  const reply = encodeReply(task.sender, task.connId, bytes);
+  const result: RunResult = { ...base, status, reply, finishedAt: now() };
+  if (errorId !== undefined) {
+    result.errorId = errorId;
+    result.error = error;
+  }
+  if (controller.signal.aborted) result.aborted = true;
+  return result;
+}
+
+export default async function handle(task: WorkerTask): Promise<RunResult | DescribeResult> {
+  if (task.kind === 'describe') {
+    const entries = await routes();
+    return { routes: entries.map(({ pattern, timeoutMs }) => ({ pattern, timeoutMs })) };
+  }
+  return runTask(task);
+}
