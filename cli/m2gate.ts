@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 /** The `m2gate` command: one binary, one subcommand per role. */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from './package-root.js';
 import { UsageError } from './args.js';
 import { serviceCommand } from './service-command.js';
+import { gatewayCommand } from './gateway-command.js';
+import { startCommand } from './start-command.js';
+import { M2gateError } from '../protocol/errors.js';
 
 const HELP = `Usage: m2gate <command> [options]
 
 Commands:
+  start                     the all-in-one default: gateway plus local services (npm start)
+  gateway                   serve HTTP from a mongrel2.conf, without Mongrel2
   service [ROUTES_MODULE]   run a Mongrel2 handler whose routes run on worker threads
 
 Run 'm2gate <command> --help' for a command's options.
@@ -15,7 +22,7 @@ Run 'm2gate <command> --help' for a command's options.
 `;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 
@@ -24,6 +31,10 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'service':
       return serviceCommand(rest);
+    case 'gateway':
+      return gatewayCommand(rest);
+    case 'start':
+      return startCommand(rest);
     case '-v':
     case '--version':
       process.stdout.write(`${version()}\n`);
@@ -45,6 +56,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.exitCode = 2;
     return;
   }
-  process.stderr.write(`m2gate: ${(err as Error).stack ?? String(err)}\n`);
+  // Our own errors (bad config, ...) are explained by their message; others need the stack.
+  const text = err instanceof M2gateError ? err.message : ((err as Error).stack ?? String(err));
+  process.stderr.write(`m2gate: ${text}\n`);
   process.exitCode = 1;
 });

@@ -1,0 +1,59 @@
+import { pino } from 'pino';
+import { Gateway } from '../gateway/gateway.js';
+import { intFlag, parseWithEnv } from './args.js';
+import { loadConfig } from './config.js';
+import { drainOnSignals } from './signals.js';
+
+export const GATEWAY_HELP = `Usage: m2gate gateway [--config FILE] [--server NAME_OR_UUID] [options]
+
+Serves HTTP as the chosen server of a mongrel2.conf (read directly: no m2sh,
+no SQLite), with Mongrel2's host and route rules: Handler routes go to
+Mongrel2 handlers in any language (PUSH/SUB on their endpoints), Dir routes
+serve files, Proxy routes forward to an upstream.
+
+Options (each also read from the environment variable shown):
+  --config FILE         mongrel2.conf (default: the one shipped with m2gate)   M2GATE_CONFIG
+  --server NAME|UUID    which server of the file (default: the first)          M2GATE_SERVER
+  --port N              override the server's port (0: any free port)          M2GATE_PORT
+  --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
+  --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
+  --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
+  -h, --help            this text
+`;
+
+export const GATEWAY_OPTIONS = {
+  config: { type: 'string' },
+  server: { type: 'string' },
+  port: { type: 'string' },
+  'handler-timeout': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Builds a gateway from parsed flags (shared with `m2gate start`). */
+export function gatewayFromFlags(values: Record<string, unknown>, component = 'gateway'): Gateway {
+  const loaded = loadConfig(values.config as string | undefined, values.server as string | undefined);
+  const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component, pid: process.pid } });
+  for (const warning of loaded.config.warnings ?? []) logger.warn({ config: loaded.file }, warning);
+  return new Gateway({
+    config: loaded.config,
+    server: loaded.server,
+    cwd: loaded.cwd,
+    port: intFlag(values, 'port', 0),
+    handlerTimeoutMs: intFlag(values, 'handler-timeout', 1),
+    drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
+    logger,
+  });
+}
+
+export async function gatewayCommand(argv: string[]): Promise<void> {
+  const { values } = parseWithEnv(argv, GATEWAY_OPTIONS, false);
+  if (values.help) {
+    process.stdout.write(GATEWAY_HELP);
+    return;
+  }
+  const gateway = gatewayFromFlags(values);
+  await gateway.start();
+  drainOnSignals(() => gateway.close(), gateway.log);
+}

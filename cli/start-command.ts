@@ -1,0 +1,63 @@
+import { pino } from 'pino';
+import { intFlag, parseWithEnv } from './args.js';
+import { GATEWAY_OPTIONS, gatewayFromFlags } from './gateway-command.js';
+import { drainOnSignals } from './signals.js';
+import { ServiceSupervisor } from './supervisor.js';
+
+export const START_HELP = `Usage: m2gate start [--config FILE] [--services K] [--workers N] [options]
+
+The all-in-one embedded default (what 'npm start' runs): the gateway on the
+configuration's port, plus K local 'm2gate service' processes with N worker
+threads each attached to every Handler of the configuration, restarted with
+backoff if one dies. Without --config it serves the mongrel2.conf shipped with
+m2gate: a page on http://127.0.0.1:6767/ and the demo service under /svc/.
+
+Options (each also read from the environment variable shown):
+  --config FILE         mongrel2.conf (default: the one shipped with m2gate)   M2GATE_CONFIG
+  --server NAME|UUID    which server of the file (default: the first)          M2GATE_SERVER
+  --services K          service processes per Handler (default 1; 0: none)     M2GATE_SERVICES
+  --workers N           worker threads per service (default: cores)            M2GATE_WORKERS
+  --routes MODULE       the services' routes module (default: the demo routes) M2GATE_ROUTES
+  --port N              override the server's port                             M2GATE_PORT
+  --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
+  --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
+  --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
+  -h, --help            this text
+`;
+
+export async function startCommand(argv: string[]): Promise<void> {
+  const { values } = parseWithEnv(
+    argv,
+    { ...GATEWAY_OPTIONS, services: { type: 'string' }, workers: { type: 'string' }, routes: { type: 'string' } },
+    false,
+  );
+  if (values.help) {
+    process.stdout.write(START_HELP);
+    return;
+  }
+  const services = intFlag(values, 'services', 0) ?? 1;
+  const workers = intFlag(values, 'workers', 1);
+  const gateway = gatewayFromFlags(values);
+  const log = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component: 'start', pid: process.pid } });
+  await gateway.start();
+
+  const supervisors: ServiceSupervisor[] = [];
+  for (const pool of gateway.pools) {
+    const args = ['--send', pool.config.sendSpec, '--recv', pool.config.recvSpec, '--protocol', pool.config.protocol];
+    if (workers !== undefined) args.push('--workers', String(workers));
+    if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
+    if (values.routes !== undefined) args.unshift(String(values.routes));
+    for (let i = 0; i < services; i++) {
+      const supervisor = new ServiceSupervisor(args, log);
+      supervisor.start();
+      supervisors.push(supervisor);
+    }
+  }
+  log.info({ port: gateway.port, services: supervisors.length }, `m2gate is serving http://127.0.0.1:${gateway.port}/`);
+  drainOnSignals(async () => {
+    // Stop taking HTTP first, then let the services drain what they hold.
+    const drained = await gateway.close();
+    await Promise.all(supervisors.map((s) => s.stop()));
+    return drained;
+  }, log);
+}

@@ -1,0 +1,285 @@
+/**
+ * The standalone gateway: Mongrel2's job done in Node. A node:http server
+ * (whose llhttp parser is the security boundary for HTTP) routes each request
+ * with Mongrel2's host and route rules to a Handler pool, a Dir or a Proxy
+ * target read from mongrel2.conf.
+ *
+ * Shutdown order (close()): stop accepting; answer new requests on open
+ * keep-alive connections 503 with `Connection: close`; wait for in-flight
+ * requests up to the drain timeout; cut what is left; close the handler
+ * sockets and proxy pools.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { settingInt, type ConfigServer, type ConfigTarget, type Mongrel2Config } from '../protocol/mongrel2-conf.js';
+import { RouteTable } from './route-table.js';
+import { HandlerPool, nextConnId } from './handler-pool.js';
+import { HttpRelay } from './http-relay.js';
+import { DirTarget } from './dir-target.js';
+import { ProxyTarget } from './proxy-target.js';
+import { buildHeaders } from './m2-request-builder.js';
+import { checkRequest } from './request-hygiene.js';
+
+export interface GatewayOptions {
+  config: Mongrel2Config;
+  server: ConfigServer;
+  /** Directory that Dir bases are relative to (Mongrel2's working directory). */
+  cwd: string;
+  /** No reply within this many ms → 504 and a disconnect notice. Defaults to 30,000. */
+  handlerTimeoutMs?: number;
+  /** How long close() waits for in-flight requests. Defaults to 10,000. */
+  drainTimeoutMs?: number;
+  /** Overrides the server's port (0 picks a free one) and bind address. */
+  port?: number;
+  host?: string;
+  logger?: Logger;
+}
+
+export interface GatewayStats {
+  requests: number;
+  rejected: number;
+  notFound: number;
+  unavailable: number;
+  timedOut: number;
+  tooLarge: number;
+  clientGone: number;
+}
+
+type Target = { kind: 'handler'; pool: HandlerPool } | { kind: 'dir'; dir: DirTarget } | { kind: 'proxy'; proxy: ProxyTarget };
+
+function plain(res: ServerResponse, status: number, message: string, extra: Record<string, string | number> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(message);
+  res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...extra });
+  res.end(body);
+}
+
+export class Gateway {
+  readonly log: Logger;
+  readonly stats: GatewayStats = { requests: 0, rejected: 0, notFound: 0, unavailable: 0, timedOut: 0, tooLarge: 0, clientGone: 0 };
+  readonly pools: HandlerPool[] = [];
+  readonly #opts: GatewayOptions;
+  readonly #table: RouteTable<Target>;
+  readonly #proxies: ProxyTarget[] = [];
+  readonly #server: Server;
+  readonly #maxBody: number;
+  readonly #timeoutMs: number;
+  readonly #inFlight = new Set<ServerResponse>();
+  #closing = false;
+  #onIdle: (() => void) | undefined;
+
+  constructor(options: GatewayOptions) {
+    this.#opts = options;
+    this.log = options.logger ?? pino({ base: { component: 'gateway' } });
+    this.#timeoutMs = options.handlerTimeoutMs ?? 30_000;
+    // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
+    this.#maxBody = settingInt(options.config, 'limits.content_length', 20_480);
+    const targets = new Map<ConfigTarget, Target>();
+    const poolsBySpec = new Map<string, HandlerPool>();
+    const targetFor = (t: ConfigTarget): Target => {
+      let target = targets.get(t);
+      if (target) return target;
+      if (t.kind === 'handler') {
+        // Two Handlers with the same endpoints are one (§5.1).
+        const key = `${t.sendSpec} ${t.recvSpec}`;
+        let pool = poolsBySpec.get(key);
+        if (!pool) {
+          pool = new HandlerPool(t, this.log);
+          poolsBySpec.set(key, pool);
+          this.pools.push(pool);
+        }
+        target = { kind: 'handler', pool };
+      } else if (t.kind === 'dir') {
+        target = { kind: 'dir', dir: new DirTarget(t, { cwd: options.cwd, mimetypes: options.config.mimetypes }) };
+      } else {
+        const proxy = new ProxyTarget(t);
+        this.#proxies.push(proxy);
+        target = { kind: 'proxy', proxy };
+      }
+      targets.set(t, target);
+      return target;
+    };
+    const hosts = options.server.hosts.map((h) => ({
+      name: h.name,
+      matching: h.matching,
+      routes: h.routes.map((r) => ({ key: r.path, target: targetFor(r.target) })),
+    }));
+    this.#table = new RouteTable(hosts, options.server.defaultHost);
+    this.#server = createServer(
+      {
+        // Mongrel2 routes requests without Host to the default host (§3.2).
+        requireHostHeader: false,
+        headersTimeout: 10_000,
+        requestTimeout: 60_000,
+        keepAliveTimeout: 5_000,
+      },
+      (req, res) => this.#onRequest(req, res),
+    );
+    // Count past Mongrel2's header limit so request-hygiene can see the excess.
+    this.#server.maxHeadersCount = settingInt(options.config, 'limits.header_count', 1280) + 1;
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      this.stats.rejected++;
+      if (socket.writable && !socket.writableEnded) {
+        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      } else {
+        socket.destroy();
+      }
+    });
+  }
+
+  /** Binds the handler endpoints, then the HTTP port. Resolves with the port. */
+  async start(): Promise<number> {
+    await Promise.all(this.pools.map((p) => p.bind()));
+    const port = this.#opts.port ?? this.#opts.server.port;
+    const host = this.#opts.host ?? this.#opts.server.bindAddr;
+    this.#server.listen(port, host);
+    await once(this.#server, 'listening');
+    const actual = (this.#server.address() as AddressInfo).port;
+    this.log.info({ port: actual, host, handlers: this.pools.map((p) => p.config.sendSpec) }, 'gateway listening');
+    return actual;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  #track(res: ServerResponse): void {
+    this.#inFlight.add(res);
+    res.once('close', () => {
+      this.#inFlight.delete(res);
+      if (this.#inFlight.size === 0 && this.#onIdle) this.#onIdle();
+    });
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.stats.requests++;
+    this.#track(res);
+    if (this.#closing) {
+      this.stats.unavailable++;
+      return plain(res, 503, 'Service Unavailable', { Connection: 'close', 'Retry-After': 1 });
+    }
+    const bad = checkRequest(req);
+    if (bad) {
+      this.stats.rejected++;
+      return plain(res, bad.status, bad.message, { Connection: 'close' });
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const host = req.headers.host;
+    const match = this.#table.match(host, path);
+    if (!match) {
+      this.stats.notFound++;
+      // Mongrel2's unmatched-route 404 closes the connection (§6.2).
+      return plain(res, 404, 'Not Found', { Connection: 'close' });
+    }
+    const target = match.route.target;
+    switch (target.kind) {
+      case 'dir':
+        void target.dir.serve(req, res, match.prefix, path);
+        return;
+      case 'proxy':
+        void target.proxy.serve(req, res);
+        return;
+      case 'handler':
+        this.#toHandler(req, res, target.pool, match.pattern);
+        return;
+    }
+  }
+
+  #toHandler(req: IncomingMessage, res: ServerResponse, pool: HandlerPool, pattern: string): void {
+    if (!pool.hasPeers) {
+      this.stats.unavailable++;
+      return plain(res, 503, 'Service Unavailable', { 'Retry-After': 1 });
+    }
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.#maxBody) {
+      this.stats.tooLarge++;
+      return plain(res, 413, 'Entity Too Large', { Connection: 'close' });
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > this.#maxBody) {
+        // A chunked body that grows past the limit.
+        if (!tooLarge) {
+          tooLarge = true;
+          this.stats.tooLarge++;
+          plain(res, 413, 'Entity Too Large', { Connection: 'close' });
+        }
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (tooLarge || res.writableEnded || res.destroyed) return;
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      this.#send(req, res, pool, pattern, body);
+    });
+  }
+
+  #send(req: IncomingMessage, res: ServerResponse, pool: HandlerPool, pattern: string, body: Buffer): void {
+    const connId = nextConnId();
+    const { path, headers } = buildHeaders(req, { pattern, remoteAddr: req.socket.remoteAddress ?? '', scheme: 'http', encoding: pool.encoding });
+    let timer: NodeJS.Timeout | undefined;
+    const relay = new HttpRelay(res, req.method === 'HEAD', {
+      onDone: () => {
+        clearTimeout(timer);
+        pool.release(connId);
+      },
+    });
+    res.once('close', () => {
+      if (!relay.finished) {
+        // The client went away before its reply (§3.6).
+        this.stats.clientGone++;
+        clearTimeout(timer);
+        pool.disconnect(connId);
+      }
+    });
+    if (!pool.send({ connId, path, headers, body }, relay)) {
+      this.stats.unavailable++;
+      relay.abort(503, 'Service Unavailable', { 'Retry-After': '1' });
+      return;
+    }
+    timer = setTimeout(() => {
+      this.stats.timedOut++;
+      relay.abort(504, 'Gateway Timeout');
+      pool.disconnect(connId);
+    }, this.#timeoutMs);
+  }
+
+  /** Graceful stop (see the shutdown order above). Resolves true if everything drained in time. */
+  async close(): Promise<boolean> {
+    if (this.#closing) return true;
+    this.#closing = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    let drained = this.#inFlight.size === 0;
+    if (!drained) {
+      drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), this.#opts.drainTimeoutMs ?? 10_000);
+        this.#onIdle = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+    }
+    this.#server.closeAllConnections();
+    await closed;
+    await Promise.all([...this.pools.map((p) => p.close()), ...this.#proxies.map((p) => p.close())]);
+    this.log.info({ drained, stats: this.stats }, 'gateway stopped');
+    return drained;
+  }
+}
