@@ -1,3 +1,5 @@
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Gateway } from '../gateway/gateway.js';
 import { intFlag, parseWithEnv } from './args.js';
@@ -14,6 +16,8 @@ serve files, Proxy routes forward to an upstream.
 Options (each also read from the environment variable shown):
   --config FILE         mongrel2.conf (default: the one shipped with m2gate)   M2GATE_CONFIG
   --server NAME|UUID    which server of the file (default: the first)          M2GATE_SERVER
+  --app MODULE          app routes served in the gateway, matched first        M2GATE_APP
+                        (default: the demo app when neither --app nor --config)
   --port N              override the server's port (0: any free port)          M2GATE_PORT
   --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
@@ -23,6 +27,7 @@ Options (each also read from the environment variable shown):
 
 export const GATEWAY_OPTIONS = {
   config: { type: 'string' },
+  app: { type: 'string' },
   server: { type: 'string' },
   port: { type: 'string' },
   'handler-timeout': { type: 'string' },
@@ -31,8 +36,19 @@ export const GATEWAY_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** The app module's default export: --app, else the demo app when no --config was given. */
+async function loadApp(values: Record<string, unknown>): Promise<unknown> {
+  const file = values.app as string | undefined;
+  if (file === undefined) {
+    if (values.config !== undefined) return undefined;
+    return (await import('../gateway/demo-app.js')).default;
+  }
+  const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown };
+  return mod.default;
+}
+
 /** Builds a gateway from parsed flags (shared with `m2gate start`). */
-export function gatewayFromFlags(values: Record<string, unknown>, component = 'gateway'): Gateway {
+export async function gatewayFromFlags(values: Record<string, unknown>, component = 'gateway'): Promise<Gateway> {
   const loaded = loadConfig(values.config as string | undefined, values.server as string | undefined);
   const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component, pid: process.pid } });
   for (const warning of loaded.config.warnings ?? []) logger.warn({ config: loaded.file }, warning);
@@ -44,6 +60,7 @@ export function gatewayFromFlags(values: Record<string, unknown>, component = 'g
     handlerTimeoutMs: intFlag(values, 'handler-timeout', 1),
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
     logger,
+    app: await loadApp(values),
   });
 }
 
@@ -53,7 +70,7 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     process.stdout.write(GATEWAY_HELP);
     return;
   }
-  const gateway = gatewayFromFlags(values);
+  const gateway = await gatewayFromFlags(values);
   await gateway.start();
   drainOnSignals(() => gateway.close(), gateway.log);
 }

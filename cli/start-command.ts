@@ -18,6 +18,8 @@ Options (each also read from the environment variable shown):
   --services K          service processes per Handler (default 1; 0: none)     M2GATE_SERVICES
   --workers N           worker threads per service (default: cores)            M2GATE_WORKERS
   --routes MODULE       the services' routes module (default: the demo routes) M2GATE_ROUTES
+  --app MODULE          app routes served in the gateway (default: the demo    M2GATE_APP
+                        app when neither --app nor --config is given)
   --port N              override the server's port                             M2GATE_PORT
   --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
@@ -37,7 +39,7 @@ export async function startCommand(argv: string[]): Promise<void> {
   }
   const services = intFlag(values, 'services', 0) ?? 1;
   const workers = intFlag(values, 'workers', 1);
-  const gateway = gatewayFromFlags(values);
+  const gateway = await gatewayFromFlags(values);
   const log = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component: 'start', pid: process.pid } });
   await gateway.start();
 

@@ -21,6 +21,9 @@ import { DirTarget } from './dir-target.js';
 import { ProxyTarget } from './proxy-target.js';
 import { buildHeaders } from './m2-request-builder.js';
 import { checkRequest } from './request-hygiene.js';
+import { AppRoutes } from './app.js';
+import { serviceCall, type CallInit, type CallReply } from './service-call.js';
+import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -35,6 +38,8 @@ export interface GatewayOptions {
   port?: number;
   host?: string;
   logger?: Logger;
+  /** An app module's default export (see defineApp): routes served in the gateway, matched first. */
+  app?: unknown;
 }
 
 export interface GatewayStats {
@@ -45,6 +50,9 @@ export interface GatewayStats {
   timedOut: number;
   tooLarge: number;
   clientGone: number;
+  asyncReplies: number;
+  asyncDropped: number;
+  asyncErrors: number;
 }
 
 type Target = { kind: 'handler'; pool: HandlerPool } | { kind: 'dir'; dir: DirTarget } | { kind: 'proxy'; proxy: ProxyTarget };
@@ -61,7 +69,7 @@ function plain(res: ServerResponse, status: number, message: string, extra: Reco
 
 export class Gateway {
   readonly log: Logger;
-  readonly stats: GatewayStats = { requests: 0, rejected: 0, notFound: 0, unavailable: 0, timedOut: 0, tooLarge: 0, clientGone: 0 };
+  readonly stats: GatewayStats = { requests: 0, rejected: 0, notFound: 0, unavailable: 0, timedOut: 0, tooLarge: 0, clientGone: 0, asyncReplies: 0, asyncDropped: 0, asyncErrors: 0 };
   readonly pools: HandlerPool[] = [];
   readonly #opts: GatewayOptions;
   readonly #table: RouteTable<Target>;
@@ -70,6 +78,7 @@ export class Gateway {
   readonly #maxBody: number;
   readonly #timeoutMs: number;
   readonly #inFlight = new Set<ServerResponse>();
+  readonly #app: AppRoutes | undefined;
   #closing = false;
   #onIdle: (() => void) | undefined;
 
@@ -110,6 +119,7 @@ export class Gateway {
       routes: h.routes.map((r) => ({ key: r.path, target: targetFor(r.target) })),
     }));
     this.#table = new RouteTable(hosts, options.server.defaultHost);
+    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init) => this.call(path, init), log: this.log.child({ app: true }), stats: this.stats });
     this.#server = createServer(
       {
         // Mongrel2 routes requests without Host to the default host (§3.2).
@@ -176,6 +186,7 @@ export class Gateway {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
+    if (this.#app?.handle(req, res, path)) return;
     const host = req.headers.host;
     const match = this.#table.match(host, path);
     if (!match) {
@@ -258,6 +269,21 @@ export class Gateway {
       relay.abort(504, 'Gateway Timeout');
       pool.disconnect(connId);
     }, this.#timeoutMs);
+  }
+
+  /**
+   * A service call through the gateway's own route table (the default host):
+   * `path` must be served by a Handler route.
+   *
+   * @throws M2gateError M2G_ERR_NO_ROUTE (404) and whatever serviceCall throws.
+   */
+  call(path: string, init: CallInit = {}): Promise<CallReply> {
+    const q = path.indexOf('?');
+    const match = this.#table.match(undefined, q < 0 ? path : path.slice(0, q));
+    if (match?.route.target.kind !== 'handler') {
+      return Promise.reject(new M2gateError(ERROR_CODES.NO_ROUTE, `no Handler route serves ${path}`, { statusCode: 404 }));
+    }
+    return serviceCall({ pool: match.route.target.pool, pattern: match.pattern }, path, init, this.#timeoutMs);
   }
 
   /** Graceful stop (see the shutdown order above). Resolves true if everything drained in time. */

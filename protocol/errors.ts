@@ -15,6 +15,16 @@ export const ERROR_CODES = {
   HTTP_RESPONSE: 'M2G_ERR_HTTP_RESPONSE',
   /** A mongrel2.conf file has a syntax or semantic error. */
   CONFIG: 'M2G_ERR_CONFIG',
+  /** ctx.call/ctx.send: the path is not served by a Handler route. */
+  NO_ROUTE: 'M2G_ERR_NO_ROUTE',
+  /** No handler process is connected to the pool (503). */
+  NO_HANDLER: 'M2G_ERR_NO_HANDLER',
+  /** No complete reply within the deadline (504). */
+  CALL_TIMEOUT: 'M2G_ERR_CALL_TIMEOUT',
+  /** The call was aborted, normally because the outer client went away. */
+  CALL_ABORTED: 'M2G_ERR_CALL_ABORTED',
+  /** The handler's reply was not a valid HTTP response (502). */
+  BAD_REPLY: 'M2G_ERR_BAD_REPLY',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
