@@ -2,7 +2,7 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Gateway } from '../gateway/gateway.js';
-import { intFlag, parseWithEnv } from './args.js';
+import { intFlag, parseWithEnv, UsageError } from './args.js';
 import { loadConfig } from './config.js';
 import { drainOnSignals } from './signals.js';
 
@@ -18,6 +18,8 @@ Options (each also read from the environment variable shown):
   --server NAME|UUID    which server of the file (default: the first)          M2GATE_SERVER
   --app MODULE          app routes served in the gateway, matched first        M2GATE_APP
                         (default: the demo app when neither --app nor --config)
+  --mongrel2 SEND,RECV  serve a real Mongrel2 as one of its handlers (its       M2GATE_MONGREL2
+                        send_spec and recv_spec) instead of listening for HTTP
   --port N              override the server's port (0: any free port)          M2GATE_PORT
   --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
@@ -28,6 +30,7 @@ Options (each also read from the environment variable shown):
 export const GATEWAY_OPTIONS = {
   config: { type: 'string' },
   app: { type: 'string' },
+  mongrel2: { type: 'string' },
   server: { type: 'string' },
   port: { type: 'string' },
   'handler-timeout': { type: 'string' },
@@ -47,6 +50,13 @@ async function loadApp(values: Record<string, unknown>): Promise<unknown> {
   return mod.default;
 }
 
+function mongrel2Specs(value: string | undefined): { sendSpec: string; recvSpec: string } | undefined {
+  if (value === undefined) return undefined;
+  const [sendSpec, recvSpec, ...rest] = value.split(',').map((s) => s.trim());
+  if (!sendSpec || !recvSpec || rest.length > 0) throw new UsageError(`--mongrel2 takes SEND_SPEC,RECV_SPEC (got '${value}')`);
+  return { sendSpec, recvSpec };
+}
+
 /** Builds a gateway from parsed flags (shared with `m2gate start`). */
 export async function gatewayFromFlags(values: Record<string, unknown>, component = 'gateway'): Promise<Gateway> {
   const loaded = loadConfig(values.config as string | undefined, values.server as string | undefined);
@@ -61,6 +71,7 @@ export async function gatewayFromFlags(values: Record<string, unknown>, componen
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
     logger,
     app: await loadApp(values),
+    mongrel2: mongrel2Specs(values.mongrel2 as string | undefined),
   });
 }
 

@@ -12,6 +12,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Mongrel2Adapter } from './mongrel2-adapter.js';
 import { pino, type Logger } from 'pino';
 import { settingInt, type ConfigServer, type ConfigTarget, type Mongrel2Config } from '../protocol/mongrel2-conf.js';
 import { RouteTable } from './route-table.js';
@@ -38,6 +40,8 @@ export interface GatewayOptions {
   port?: number;
   host?: string;
   logger?: Logger;
+  /** Serve a real Mongrel2 as its handler (its send_spec and recv_spec) instead of listening for HTTP. */
+  mongrel2?: { sendSpec: string; recvSpec: string };
   /** An app module's default export (see defineApp): routes served in the gateway, matched first. */
   app?: unknown;
 }
@@ -79,6 +83,8 @@ export class Gateway {
   readonly #timeoutMs: number;
   readonly #inFlight = new Set<ServerResponse>();
   readonly #app: AppRoutes | undefined;
+  readonly #hygiene: { maxHeaders: number };
+  #adapter: Mongrel2Adapter | undefined;
   #closing = false;
   #onIdle: (() => void) | undefined;
 
@@ -119,6 +125,7 @@ export class Gateway {
       routes: h.routes.map((r) => ({ key: r.path, target: targetFor(r.target) })),
     }));
     this.#table = new RouteTable(hosts, options.server.defaultHost);
+    this.#hygiene = { maxHeaders: settingInt(options.config, 'limits.header_count', 1280) };
     this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init) => this.call(path, init), log: this.log.child({ app: true }), stats: this.stats });
     this.#server = createServer(
       {
@@ -130,8 +137,13 @@ export class Gateway {
       },
       (req, res) => this.#onRequest(req, res),
     );
-    // Count past Mongrel2's header limit so request-hygiene can see the excess.
-    this.#server.maxHeadersCount = settingInt(options.config, 'limits.header_count', 1280) + 1;
+    // node's own cap drops extra header lines silently (1030 sent, 1023 seen):
+    // lift it so request-hygiene counts them and answers 431.
+    this.#server.maxHeadersCount = 0;
+    this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      // CONNECT has no route here; without a listener node drops the socket silently.
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 11\r\n\r\nBad Request');
+    });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.stats.rejected++;
       if (socket.writable && !socket.writableEnded) {
@@ -143,9 +155,22 @@ export class Gateway {
     });
   }
 
-  /** Binds the handler endpoints, then the HTTP port. Resolves with the port. */
+  /**
+   * Binds the handler endpoints, then the HTTP port, or with `mongrel2` set,
+   * connects to a real Mongrel2 as its handler instead of listening.
+   * Resolves with the HTTP port (0 behind Mongrel2).
+   */
   async start(): Promise<number> {
     await Promise.all(this.pools.map((p) => p.bind()));
+    if (this.#opts.mongrel2) {
+      this.#adapter = new Mongrel2Adapter({
+        ...this.#opts.mongrel2,
+        accept: (socket) => this.#server.emit('connection', socket),
+        logger: this.log.child({ adapter: 'mongrel2' }),
+      });
+      this.#adapter.start();
+      return 0;
+    }
     const port = this.#opts.port ?? this.#opts.server.port;
     const host = this.#opts.host ?? this.#opts.server.bindAddr;
     this.#server.listen(port, host);
@@ -156,7 +181,11 @@ export class Gateway {
   }
 
   get port(): number {
-    return (this.#server.address() as AddressInfo).port;
+    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  get adapter(): Mongrel2Adapter | undefined {
+    return this.#adapter;
   }
 
   get inFlight(): number {
@@ -178,7 +207,7 @@ export class Gateway {
       this.stats.unavailable++;
       return plain(res, 503, 'Service Unavailable', { Connection: 'close', 'Retry-After': 1 });
     }
-    const bad = checkRequest(req);
+    const bad = checkRequest(req, this.#hygiene);
     if (bad) {
       this.stats.rejected++;
       return plain(res, bad.status, bad.message, { Connection: 'close' });
@@ -290,7 +319,7 @@ export class Gateway {
   async close(): Promise<boolean> {
     if (this.#closing) return true;
     this.#closing = true;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const closed = this.#server.listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
     this.#server.closeIdleConnections();
     let drained = this.#inFlight.size === 0;
     if (!drained) {
@@ -303,6 +332,7 @@ export class Gateway {
       });
     }
     this.#server.closeAllConnections();
+    await this.#adapter?.close();
     await closed;
     await Promise.all([...this.pools.map((p) => p.close()), ...this.#proxies.map((p) => p.close())]);
     this.log.info({ drained, stats: this.stats }, 'gateway stopped');

@@ -6,6 +6,8 @@ export interface WorkerConfig {
   routesModule: string;
   /** One Int32 slot per in-flight task; the main thread stores a task's id there to abort it. */
   abortFlags: SharedArrayBuffer;
+  /** One Int32 slot per in-flight task: the threadId running it (0 while queued), so the main thread can terminate that thread. */
+  runningOn: SharedArrayBuffer;
   /** BroadcastChannel name on which the main thread announces aborts, to wake async handlers. */
   abortChannel: string;
 }

@@ -15,6 +15,7 @@ import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } fro
 
 const config = workerData as WorkerConfig;
 const abortFlags = new Int32Array(config.abortFlags);
+const runningOn = new Int32Array(config.runningOn);
 const running = new Map<number, AbortController>();
 
 const channel = new BroadcastChannel(config.abortChannel);
@@ -47,6 +48,8 @@ function parseQuery(headers: RunTask['headers']): Record<string, string | string
 async function runTask(task: RunTask): Promise<RunResult> {
   const startedAt = now();
   const base = { thread: threadId, startedAt };
+  // Published before the abort check, so an abort can never miss a started task.
+  Atomics.store(runningOn, task.slot, threadId);
   // Aborted while it waited in the queue: never start it.
   if (Atomics.load(abortFlags, task.slot) === task.id) {
     return { ...base, status: 0, reply: new Uint8Array(0), finishedAt: now(), aborted: true };
@@ -55,6 +58,9 @@ async function runTask(task: RunTask): Promise<RunResult> {
   if (entry === undefined) throw new Error(`no route #${task.route} in the routes module`);
   const controller = new AbortController();
   running.set(task.id, controller);
+  // The abort notice for a task aborted while this thread was still loading the
+  // routes module (its first task) found no controller: the flag has it.
+  if (Atomics.load(abortFlags, task.slot) === task.id) controller.abort(new Error('request aborted'));
   const request: ServiceRequest = {
     method: task.method,
     path: task.path,

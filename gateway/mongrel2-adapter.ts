@@ -1,0 +1,238 @@
+/**
+ * The gateway behind a real Mongrel2, as one of its handlers (PULL from its
+ * send_spec, PUB to its recv_spec).
+ *
+ * Each Mongrel2 connection id becomes an in-process connection to the
+ * gateway's own node:http server (a Duplex handed to its 'connection' event):
+ * the Mongrel2 request is turned back into HTTP bytes and written in, and what
+ * node:http writes out goes back to Mongrel2 as replies. So everything the
+ * standalone gateway does (hygiene checks, app routes, handler pools, Dir,
+ * Proxy, keep-alive, HEAD, pipelining) applies unchanged, and node:http's
+ * decision to close a connection (HTTP/1.0, `Connection: close`) becomes
+ * Mongrel2's close message (§4.4: Mongrel2 never closes on its own).
+ */
+import { Duplex } from 'node:stream';
+import { Publisher, Pull } from 'zeromq';
+import type { Logger } from 'pino';
+import { parseRequest, type M2Request } from '../protocol/m2-request.js';
+import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
+import { SendQueue } from '../transport/send-queue.js';
+
+// Mongrel2 kills a connection with more than 16 queued reply messages (§4.5):
+// everything node:http writes in one turn of the event loop goes as one message.
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export interface AdapterStats {
+  requests: number;
+  malformed: number;
+  ignored: number;
+  disconnects: number;
+  /** Connections cut because Mongrel2 went away (a restart). */
+  reset: number;
+}
+
+/** One Mongrel2 connection id, seen by node:http as a socket. */
+class BridgeSocket extends Duplex {
+  readonly remoteAddress: string;
+  readonly remotePort = 0;
+  readonly #send: (body: Buffer) => void;
+  readonly #close: () => void;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(remoteAddress: string, send: (body: Buffer) => void, close: () => void) {
+    super({ allowHalfOpen: false });
+    this.remoteAddress = remoteAddress;
+    this.#send = send;
+    this.#close = close;
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.length;
+    if (this.#pendingBytes >= MAX_MESSAGE_BYTES) this.#flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
+    callback();
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#pending.length === 0) return;
+    const body = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#send(body);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.#flush();
+    this.#close();
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    clearTimeout(this.#timer);
+    callback(err);
+  }
+
+  // node:http manages keep-alive and request timeouts through these socket methods.
+  setTimeout(ms: number, onTimeout?: () => void): this {
+    clearTimeout(this.#timer);
+    if (onTimeout) this.once('timeout', onTimeout);
+    if (ms > 0) this.#timer = setTimeout(() => this.emit('timeout'), ms).unref();
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+}
+
+function isMongrel2Key(key: string): boolean {
+  // Mongrel2's own keys are upper-case; client header names are lower-cased (§3.2).
+  return key !== key.toLowerCase();
+}
+
+/** The HTTP bytes a client sent, rebuilt from a Mongrel2 request. */
+function toHttp(req: M2Request): Buffer {
+  const h = req.headers;
+  let head = `${String(h.METHOD)} ${String(h.URI ?? req.path)} ${String(h.VERSION ?? 'HTTP/1.1')}\r\n`;
+  for (const key of Object.keys(h)) {
+    if (isMongrel2Key(key) || key === 'content-length' || key === 'transfer-encoding') continue;
+    const value = h[key]!;
+    for (const v of Array.isArray(value) ? value : [value]) head += `${key}: ${v}\r\n`;
+  }
+  // The body arrives whole (§3.3): frame it by length whatever the client used.
+  if (req.body.length > 0 || h['content-length'] !== undefined) head += `content-length: ${req.body.length}\r\n`;
+  head += '\r\n';
+  const headBytes = Buffer.from(head, 'utf8');
+  return req.body.length === 0 ? headBytes : Buffer.concat([headBytes, req.body]);
+}
+
+export interface Mongrel2AdapterOptions {
+  sendSpec: string;
+  recvSpec: string;
+  /** Hands a connection to the gateway's HTTP server. */
+  accept(socket: Duplex): void;
+  logger: Logger;
+}
+
+export class Mongrel2Adapter {
+  readonly stats: AdapterStats = { requests: 0, malformed: 0, ignored: 0, disconnects: 0, reset: 0 };
+  readonly #opts: Mongrel2AdapterOptions;
+  readonly #pull = new Pull();
+  readonly #pub = new Publisher({ linger: 1000 });
+  readonly #out: SendQueue;
+  readonly #bridges = new Map<string, BridgeSocket>();
+  #reading: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: Mongrel2AdapterOptions) {
+    this.#opts = options;
+    this.#out = new SendQueue(this.#pub, { onError: (err) => options.logger.error({ err }, 'publish to Mongrel2 failed') });
+    // Mongrel2 restarts its connection ids at 1 (§3.1): when it goes away, every
+    // bridged connection goes too, so no late reply can reach a new client.
+    this.#pull.events.on('disconnect', () => this.#resetAll());
+  }
+
+  get connections(): number {
+    return this.#bridges.size;
+  }
+
+  start(): void {
+    this.#pub.connect(this.#opts.recvSpec);
+    this.#pull.connect(this.#opts.sendSpec);
+    this.#reading = this.#readLoop();
+    this.#opts.logger.info({ send: this.#opts.sendSpec, recv: this.#opts.recvSpec }, 'serving as a Mongrel2 handler');
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for await (const [frame] of this.#pull) if (frame) this.#onMessage(frame);
+    } catch (err) {
+      if (!this.#closed) this.#opts.logger.error({ err }, 'Mongrel2 receive loop failed');
+    }
+  }
+
+  #onMessage(frame: Buffer): void {
+    let req: M2Request;
+    try {
+      req = parseRequest(frame);
+    } catch (err) {
+      this.stats.malformed++;
+      this.#opts.logger.warn({ err: (err as Error).message }, 'malformed message from Mongrel2 skipped');
+      return;
+    }
+    const key = `${req.sender}\0${req.connId}`;
+    if (req.kind === 'disconnect') {
+      this.stats.disconnects++;
+      const bridge = this.#bridges.get(key);
+      this.#bridges.delete(key);
+      bridge?.destroy();
+      return;
+    }
+    if (req.kind !== 'http') {
+      // Uploads over Mongrel2's limit, WebSockets and JSON sockets are not bridged.
+      this.stats.ignored++;
+      if (req.kind === 'upload-start') {
+        const text = 'Entity Too Large';
+        this.#out.send(encodeReply(req.sender, req.connId, `HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${text.length}\r\n\r\n${text}`));
+        this.#out.send(encodeClose(req.sender, req.connId));
+      }
+      return;
+    }
+    this.stats.requests++;
+    let bridge = this.#bridges.get(key);
+    if (!bridge) {
+      const { sender, connId } = req;
+      const remote = typeof req.headers.REMOTE_ADDR === 'string' ? req.headers.REMOTE_ADDR : '';
+      const created = new BridgeSocket(
+        remote,
+        (body) => this.#out.send(encodeReply(sender, connId, body)),
+        () => {
+          if (this.#bridges.get(key) === created) {
+            this.#bridges.delete(key);
+            this.#out.send(encodeClose(sender, connId));
+          }
+        },
+      );
+      created.on('error', () => {});
+      created.once('close', () => {
+        if (this.#bridges.get(key) === created) this.#bridges.delete(key);
+      });
+      this.#bridges.set(key, created);
+      this.#opts.accept(created);
+      bridge = created;
+    }
+    bridge.push(toHttp(req));
+  }
+
+  #resetAll(): void {
+    for (const bridge of this.#bridges.values()) {
+      this.stats.reset++;
+      bridge.destroy();
+    }
+    this.#bridges.clear();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pull.close();
+    await this.#reading;
+    for (const bridge of this.#bridges.values()) bridge.end();
+    await this.#out.flush();
+    this.#pub.close();
+  }
+}

@@ -1,0 +1,227 @@
+// Differential test: the same raw request bytes go to the real Mongrel2 1.12.2 (both header
+// encodings) and to a node:http server running checkRequest + buildHeaders + encodeRequest.
+// Both messages are parsed with parseRequest and compared field by field; where Mongrel2's
+// key order is deterministic (no client header but Host) the bytes must be identical.
+// Every known difference is asserted explicitly, so a change on either side fails the test.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Pull, Publisher } from 'zeromq';
+import { buildHeaders, type BuiltRequest } from '../gateway/m2-request-builder.js';
+import { checkRequest, type Rejection } from '../gateway/request-hygiene.js';
+import { encodeRequest, parseRequest, type HeaderEncoding, type M2Request } from '../protocol/m2-request.js';
+import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
+import { ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+
+const PATTERN = '/handler';
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+// ---- the real Mongrel2, configured like the fixture captures (capture-*.conf) ----
+
+interface Rig {
+  m2: Mongrel2;
+  sender: string;
+  pub: Publisher;
+  /** The next request message, skipping Mongrel2's `@*` notifications (§3.6). */
+  next(): Promise<{ raw: Buffer; msg: M2Request }>;
+}
+
+async function rig(protocol: HeaderEncoding): Promise<Rig> {
+  const sendSpec = ipcEndpoint('send');
+  const recvSpec = ipcEndpoint('recv');
+  const sender = protocol === 'json' ? 'd1ff0000-1111-4000-8000-0000000000aa' : 'd1ff0000-2222-4000-8000-0000000000bb';
+  const m2 = await startMongrel2({
+    handlers: [{ route: PATTERN, sendSpec, sendIdent: sender, recvSpec, protocol }],
+    settings: { 'limits.content_length': 1024, 'upload.temp_store': 'tmp/upload.XXXXXX' },
+  });
+  const pull = new Pull();
+  const pub = new Publisher();
+  const pullReady = new Promise((resolve) => pull.events.on('handshake', resolve));
+  const pubReady = new Promise((resolve) => pub.events.on('handshake', resolve));
+  pull.connect(sendSpec);
+  pub.connect(recvSpec);
+  await Promise.all([pullReady, pubReady]);
+  cleanups.push(async () => {
+    pull.close();
+    pub.close();
+    await m2.stop();
+    m2.cleanup();
+  });
+  return {
+    m2,
+    sender,
+    pub,
+    async next() {
+      for (;;) {
+        const [frame] = await pull.receive();
+        const msg = parseRequest(frame!);
+        if (msg.path !== '@*') return { raw: frame!, msg };
+      }
+    },
+  };
+}
+
+requireMongrel2(); // fails, never skips, when Mongrel2 is not installed
+const rigs = { json: await rig('json'), tnetstring: await rig('tnetstring') };
+
+interface FromMongrel2 {
+  raw: Buffer;
+  msg: M2Request;
+  /** The upload-start message and the temp file's bytes, for bodies Mongrel2 spools (§3.4). */
+  upload?: { start: M2Request; file: Buffer };
+}
+
+async function viaMongrel2(r: Rig, bytes: Buffer): Promise<FromMongrel2> {
+  const socket = connect(r.m2.port, '127.0.0.1');
+  socket.on('data', () => {});
+  const closed = once(socket, 'close');
+  socket.write(bytes);
+  let { raw, msg } = await r.next();
+  let upload: FromMongrel2['upload'];
+  if (msg.kind === 'upload-start') {
+    const start = msg;
+    ({ raw, msg } = await r.next());
+    assert.equal(msg.kind, 'upload-done');
+    assert.equal(msg.connId, start.connId);
+    upload = { start, file: readFileSync(join(r.m2.dir, msg.headers['x-mongrel2-upload-done'] as string)) };
+  }
+  await r.pub.send(encodeReply(r.sender, msg.connId, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+  await r.pub.send(encodeClose(r.sender, msg.connId));
+  await closed;
+  return upload ? { raw, msg, upload } : { raw, msg };
+}
+
+// ---- the node:http side, as the gateway will run it ----
+
+interface FromNode {
+  verdict: Rejection | undefined;
+  built: Record<HeaderEncoding, BuiltRequest>;
+  body: Buffer;
+}
+let waiting: ((seen: FromNode) => void) | undefined;
+const server = createServer({ requireHostHeader: false }, (req, res) => {
+  const verdict = checkRequest(req);
+  const ctx = { pattern: PATTERN, remoteAddr: req.socket.remoteAddress ?? '', scheme: 'http' as const };
+  const built = { json: buildHeaders(req, { ...ctx, encoding: 'json' }), tnetstring: buildHeaders(req, { ...ctx, encoding: 'tnetstring' }) };
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    waiting?.({ verdict, built, body: Buffer.concat(chunks) });
+    waiting = undefined;
+    res.writeHead(verdict?.status ?? 200, { connection: 'close', 'content-length': '0' }).end();
+  });
+});
+server.maxHeadersCount = 0;
+server.listen(0, '127.0.0.1');
+await once(server, 'listening');
+cleanups.push(() => void server.close());
+
+async function viaNode(bytes: Buffer): Promise<FromNode> {
+  const seen = new Promise<FromNode>((resolve) => (waiting = resolve));
+  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  socket.on('data', () => {});
+  socket.write(bytes);
+  const [result] = await Promise.all([seen, once(socket, 'close')]);
+  return result;
+}
+
+// ---- the cases ----
+
+interface Case {
+  name: string;
+  bytes: Buffer;
+  /** Mongrel2's key order is fixed for it: compare the whole message byte for byte. */
+  exact?: boolean;
+  /** checkRequest's status where we deliberately refuse what Mongrel2 serves. */
+  refusedWith?: number;
+  /** Header values node:http cannot give us as Mongrel2 forwards them: [Mongrel2's, ours]. */
+  differs?: Record<string, [string, string]>;
+}
+
+const bin = (...parts: Array<string | Buffer>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
+const BINARY = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x2c, 0x3a, 0x7d, 0x5d, 0x01, 0x0d, 0x0a, 0x30, 0x3a, 0x2c]);
+
+const CASES: Case[] = [
+  { name: 'GET with a query', bytes: bin('GET /handler/items?id=7&name=caf%C3%A9 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: probe/1.0\r\nAccept: */*\r\n\r\n') },
+  { name: 'POST with a binary body', bytes: bin(`POST /handler/bin HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BINARY.length}\r\n\r\n`, BINARY) },
+  {
+    name: 'repeated headers: 7 values of one, mixed-case names, a forged x-forwarded-for',
+    bytes: bin(
+      'GET /handler/dup HTTP/1.1\r\nHost: localhost\r\nX-Dup: one\r\nX-DUP: two\r\nx-dup: three\r\nCookie: a=1\r\nX-Forwarded-For: 1.2.3.4\r\nCookie: b=2\r\n',
+      [0, 1, 2, 3, 4, 5, 6].map((i) => `X-Many: ${i}\r\n`).join(''),
+      'x-forwarded-for: 5.6.7.8\r\n\r\n',
+    ),
+  },
+  {
+    name: 'UTF-8 and non-UTF-8 header values',
+    bytes: bin('GET /handler/utf8 HTTP/1.1\r\nHost: localhost\r\nX-Name: ', Buffer.from('José Müller 日本'), '\r\nX-Latin1: caf\xe9\r\nX-Quote: say "hi" \\ back\r\n\r\n'),
+  },
+  {
+    name: 'trailing blanks in values',
+    bytes: bin('GET /handler/space HTTP/1.1\r\nHost: localhost\r\nX-Space:   lead and trail   \r\nX-Tab:\tv\t\r\n\r\n'),
+    differs: { 'x-space': ['lead and trail   ', 'lead and trail'], 'x-tab': ['v\t', 'v'] },
+  },
+  { name: 'HEAD', bytes: bin('HEAD /handler/head HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true },
+  { name: 'a #fragment', bytes: bin('GET /handler/frag?q=1#part HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true, refusedWith: 400 },
+  { name: '/x? (empty query)', bytes: bin('GET /handler/x? HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true },
+  { name: 'HTTP/1.0 without any header', bytes: bin('GET /handler/bare HTTP/1.0\r\n\r\n'), exact: true },
+  { name: 'a chunked body', bytes: bin('POST /handler/chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n') },
+];
+
+const UPLOAD_KEYS = ['x-mongrel2-upload-start', 'x-mongrel2-upload-done'];
+
+for (const c of CASES) {
+  test(`Mongrel2 and m2gate agree: ${c.name}`, async () => {
+    const node = await viaNode(c.bytes);
+    assert.equal(node.verdict?.status, c.refusedWith);
+    for (const encoding of ['json', 'tnetstring'] as const) {
+      const r = rigs[encoding];
+      const m2 = await viaMongrel2(r, c.bytes);
+      const built = node.built[encoding];
+      const raw = encodeRequest({ sender: r.sender, connId: m2.msg.connId, path: built.path, headers: built.headers, body: node.body }, encoding);
+      const ours = parseRequest(raw);
+      const where = `${c.name} (${encoding})`;
+
+      assert.equal(ours.encoding, encoding);
+      assert.equal(ours.sender, m2.msg.sender);
+      assert.equal(ours.path, m2.msg.path, where);
+      const theirs = { ...m2.msg.headers };
+      if (m2.upload) {
+        // §3.3: Mongrel2 spools a chunked body to a temp file (de-chunked) and sends two
+        // messages with empty bodies; spooling is not buildHeaders' job, so compare the
+        // rest: headers without the upload keys, and the file against node's de-chunked body.
+        assert.equal(m2.upload.start.kind, 'upload-start');
+        assert.equal(m2.msg.kind, 'upload-done');
+        assert.equal(m2.msg.body.length, 0);
+        assert.ok(m2.upload.file.equals(node.body), where);
+        assert.equal(ours.kind, 'http');
+        for (const k of UPLOAD_KEYS) delete theirs[k];
+      } else {
+        assert.equal(ours.kind, m2.msg.kind, where);
+        assert.ok(ours.body.equals(m2.msg.body), where);
+      }
+      assert.deepEqual(Object.keys(ours.headers).sort(), Object.keys(theirs).sort(), where);
+      for (const key of Object.keys(theirs)) {
+        if (key === 'REMOTE_ADDR' || key === 'x-forwarded-for') {
+          assert.equal(typeof ours.headers[key], 'string');
+          assert.equal(typeof theirs[key], 'string');
+          continue;
+        }
+        const known = c.differs?.[key];
+        if (known) {
+          assert.deepEqual([theirs[key], ours.headers[key]], known, `${where}: known difference in ${key}`);
+          continue;
+        }
+        assert.deepEqual(ours.headers[key], theirs[key], `${where}: header ${key}`);
+      }
+      if (c.exact) assert.equal(raw.toString('latin1'), m2.raw.toString('latin1'), where);
+    }
+  });
+}
