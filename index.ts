@@ -68,3 +68,16 @@ export {
   type ConfigProxy,
 } from './protocol/mongrel2-conf.js';
 export { compilePattern, type CompiledPattern } from './protocol/m2-pattern.js';
+
+// Service routes (run on worker threads) and app routes (run in the gateway)
+export {
+  defineRoutes,
+  type ServiceRequest,
+  type ServiceResponse,
+  type RouteHandler,
+  type RouteOptions,
+  type RouteResult,
+  type RoutesDefinition,
+} from './workers/routes.js';
+export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppDefinition, type OnReply } from './gateway/app.js';
+export type { CallInit, CallReply } from './gateway/service-call.js';
