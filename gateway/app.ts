@@ -42,7 +42,8 @@ export interface AppContext {
   /**
    * Asynchronous pattern: dispatches and returns at once. `onReply` gets the
    * reply, the timeout or the error, exactly once; without it the reply is
-   * dropped and counted. Not aborted by the outer client going away.
+   * dropped and counted. Not aborted by the outer client going away; a call
+   * still waiting when the gateway stops gets M2G_ERR_CALL_ABORTED.
    */
   send(path: string, init?: CallInit, onReply?: OnReply): void;
   log: Logger;

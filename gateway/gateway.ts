@@ -84,6 +84,8 @@ export class Gateway {
   readonly #inFlight = new Set<ServerResponse>();
   readonly #app: AppRoutes | undefined;
   readonly #hygiene: { maxHeaders: number };
+  /** Service calls (ctx.call / ctx.send) still waiting for their reply: close() aborts them. */
+  readonly #calls = new Set<AbortController>();
   #adapter: Mongrel2Adapter | undefined;
   #closing = false;
   #onIdle: (() => void) | undefined;
@@ -273,8 +275,15 @@ export class Gateway {
   #send(req: IncomingMessage, res: ServerResponse, pool: HandlerPool, pattern: string, body: Buffer): void {
     const connId = nextConnId();
     const { path, headers } = buildHeaders(req, { pattern, remoteAddr: req.socket.remoteAddress ?? '', scheme: 'http', encoding: pool.encoding });
-    let timer: NodeJS.Timeout | undefined;
+    // An idle deadline: each reply message restarts it, so a long stream lives
+    // as long as the handler keeps sending.
+    const timer = setTimeout(() => {
+      this.stats.timedOut++;
+      relay.abort(504, 'Gateway Timeout');
+      pool.disconnect(connId);
+    }, this.#timeoutMs);
     const relay = new HttpRelay(res, req.method === 'HEAD', {
+      onActivity: () => timer.refresh(),
       onDone: () => {
         clearTimeout(timer);
         pool.release(connId);
@@ -289,22 +298,18 @@ export class Gateway {
       }
     });
     if (!pool.send({ connId, path, headers, body }, relay)) {
+      clearTimeout(timer);
       this.stats.unavailable++;
       relay.abort(503, 'Service Unavailable', { 'Retry-After': '1' });
-      return;
     }
-    timer = setTimeout(() => {
-      this.stats.timedOut++;
-      relay.abort(504, 'Gateway Timeout');
-      pool.disconnect(connId);
-    }, this.#timeoutMs);
   }
 
   /**
    * A service call through the gateway's own route table (the default host):
    * `path` must be served by a Handler route.
    *
-   * @throws M2gateError M2G_ERR_NO_ROUTE (404) and whatever serviceCall throws.
+   * @throws M2gateError M2G_ERR_NO_ROUTE (404) and whatever serviceCall throws;
+   *   a call still waiting when close() has drained fails with M2G_ERR_CALL_ABORTED.
    */
   call(path: string, init: CallInit = {}): Promise<CallReply> {
     const q = path.indexOf('?');
@@ -312,7 +317,15 @@ export class Gateway {
     if (match?.route.target.kind !== 'handler') {
       return Promise.reject(new M2gateError(ERROR_CODES.NO_ROUTE, `no Handler route serves ${path}`, { statusCode: 404 }));
     }
-    return serviceCall({ pool: match.route.target.pool, pattern: match.pattern }, path, init, this.#timeoutMs);
+    // A call nobody waits for (ctx.send) must not outlive the gateway: its timer
+    // would keep the process up to the handler timeout after close().
+    const stop = new AbortController();
+    const signal = init.signal ? AbortSignal.any([init.signal, stop.signal]) : stop.signal;
+    this.#calls.add(stop);
+    const call = serviceCall({ pool: match.route.target.pool, pattern: match.pattern }, path, { ...init, signal }, this.#timeoutMs);
+    const forget = (): void => void this.#calls.delete(stop);
+    call.then(forget, forget);
+    return call;
   }
 
   /** Graceful stop (see the shutdown order above). Resolves true if everything drained in time. */
@@ -321,6 +334,8 @@ export class Gateway {
     this.#closing = true;
     const closed = this.#server.listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
     this.#server.closeIdleConnections();
+    // Logged after the listener is closed, so a reader of this line can rely on it.
+    this.log.info({ inFlight: this.#inFlight.size }, 'gateway stopped accepting');
     let drained = this.#inFlight.size === 0;
     if (!drained) {
       drained = await new Promise<boolean>((resolve) => {
@@ -334,6 +349,8 @@ export class Gateway {
     this.#server.closeAllConnections();
     await this.#adapter?.close();
     await closed;
+    // Before the pools close, so that the handlers get their disconnect notices (§3.6).
+    for (const stop of this.#calls) stop.abort();
     await Promise.all([...this.pools.map((p) => p.close()), ...this.#proxies.map((p) => p.close())]);
     this.log.info({ drained, stats: this.stats }, 'gateway stopped');
     return drained;

@@ -34,6 +34,7 @@ export interface HandlerPoolStats {
 }
 
 let lastConnId = 0;
+const RECENT_IDS = 4096;
 
 /** Connection ids are unique for the life of the process and never reused. */
 export function nextConnId(): number {
@@ -48,7 +49,9 @@ export class HandlerPool {
   readonly #sub = new Subscriber();
   readonly #out: SendQueue;
   readonly #sinks = new Map<number, ReplySink>();
+  readonly #finished = new Set<number>();
   #peers = 0;
+  #peerWaiters: Array<() => void> = [];
   #reading: Promise<void> | undefined;
   #closed = false;
 
@@ -58,8 +61,15 @@ export class HandlerPool {
     this.#out = new SendQueue(this.#push, { onError: (err) => this.#log.error({ err }, 'push failed') });
     // A bound PUSH with no peer leaves send() pending forever; count peers so
     // that callers can answer 503 at once.
-    this.#push.events.on('accept', () => this.#peers++);
-    this.#push.events.on('disconnect', () => (this.#peers = Math.max(0, this.#peers - 1)));
+    this.#push.events.on('accept', () => {
+      this.#peers++;
+      this.#log.info({ peers: this.#peers }, 'handler connected');
+      for (const resolve of this.#peerWaiters.splice(0)) resolve();
+    });
+    this.#push.events.on('disconnect', () => {
+      this.#peers = Math.max(0, this.#peers - 1);
+      this.#log.info({ peers: this.#peers }, 'handler disconnected');
+    });
   }
 
   get encoding(): HeaderEncoding {
@@ -69,6 +79,12 @@ export class HandlerPool {
   /** True while at least one handler process is connected to send_spec. */
   get hasPeers(): boolean {
     return this.#peers > 0;
+  }
+
+  /** Resolves once a handler process is connected to send_spec (at once if one is). */
+  whenPeer(): Promise<void> {
+    if (this.hasPeers) return Promise.resolve();
+    return new Promise((resolve) => this.#peerWaiters.push(resolve));
   }
 
   get pending(): number {
@@ -98,7 +114,12 @@ export class HandlerPool {
 
   /** Stops routing replies for `connId` (its response is complete). */
   release(connId: number): void {
-    this.#sinks.delete(connId);
+    if (!this.#sinks.delete(connId)) return;
+    // A handler may follow a complete response with the close message (the m2gate
+    // service does after HTTP/1.0 and `Connection: close`, as Mongrel2 handlers do):
+    // remember recent ids so that close is expected, not counted as unknown.
+    this.#finished.add(connId);
+    if (this.#finished.size > RECENT_IDS) this.#finished.delete(this.#finished.values().next().value!);
   }
 
   /** The client went away or timed out: tell the handler, as Mongrel2 does (§3.6). */
@@ -148,14 +169,20 @@ export class HandlerPool {
     for (const id of reply.ids) {
       const sink = this.#sinks.get(id);
       if (sink === undefined) {
-        this.stats.unknownIds++;
+        if (!(close && this.#finished.delete(id))) this.stats.unknownIds++;
         continue;
       }
-      if (close) {
+      // One connection's failure must not end the reply loop that serves all the others.
+      try {
+        if (close) {
+          this.#sinks.delete(id);
+          sink.onClose();
+        } else {
+          sink.onData(reply.body);
+        }
+      } catch (err) {
         this.#sinks.delete(id);
-        sink.onClose();
-      } else {
-        sink.onData(reply.body);
+        this.#log.error({ err, connId: id }, 'reply sink failed');
       }
     }
   }

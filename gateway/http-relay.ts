@@ -5,7 +5,7 @@
  * HEAD and pipelining correct and turns a malformed reply into a 502 instead
  * of raw bytes on the client's socket (DESIGN.md, deliberate differences).
  */
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { ResponseParser, type ParsedHead } from '../protocol/http-response.js';
 import type { ReplySink } from './handler-pool.js';
 
@@ -16,17 +16,21 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te
 export interface RelayEvents {
   /** The response is complete, failed, or abandoned: release the connection id. */
   onDone(outcome: 'complete' | 'bad-reply' | 'closed'): void;
+  /** A reply message arrived for this response. */
+  onActivity?(): void;
 }
 
 export class HttpRelay implements ReplySink {
   readonly #res: ServerResponse;
   readonly #parser: ResponseParser;
   readonly #events: RelayEvents;
+  readonly #head: boolean;
   #finished = false;
 
   constructor(res: ServerResponse, head: boolean, events: RelayEvents) {
     this.#res = res;
     this.#events = events;
+    this.#head = head;
     this.#parser = new ResponseParser(
       {
         onHead: (h) => this.#writeHead(h),
@@ -58,9 +62,14 @@ export class HttpRelay implements ReplySink {
 
   onData(body: Buffer): void {
     if (this.#finished) return;
+    this.#events.onActivity?.();
     try {
       this.#parser.push(body);
     } catch {
+      // A HEAD response is complete at its head, but many handlers send the body anyway
+      // (Mongrel2 writes it raw, §4.3): drop it, as node:http drops a HEAD body, instead of
+      // cutting a connection whose response went out whole.
+      if (this.#head && this.#finished) return;
       this.#fail();
     }
   }
@@ -83,7 +92,9 @@ export class HttpRelay implements ReplySink {
     this.#finished = true;
     const res = this.#res;
     if (!res.headersSent) {
-      res.writeHead(502, { 'Content-Type': 'text/plain', Connection: 'close', 'Content-Length': 11 });
+      // The reason is explicit: a writeHead that threw on the handler's head (a control byte in
+      // its reason or a value) has already set statusMessage, which writeHead would reuse.
+      res.writeHead(502, 'Bad Gateway', { 'Content-Type': 'text/plain', Connection: 'close', 'Content-Length': 11 });
       res.end('Bad Gateway');
     } else {
       res.destroy();
@@ -104,7 +115,7 @@ export class HttpRelay implements ReplySink {
     const res = this.#res;
     if (!res.headersSent) {
       const body = Buffer.from(message);
-      res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...extra });
+      res.writeHead(status, STATUS_CODES[status], { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...extra });
       res.end(body);
     } else {
       res.destroy();

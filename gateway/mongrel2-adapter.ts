@@ -212,6 +212,7 @@ export class Mongrel2Adapter {
         if (this.#bridges.get(key) === created) this.#bridges.delete(key);
       });
       this.#bridges.set(key, created);
+      this.#opts.logger.debug({ sender, connId }, 'Mongrel2 connection bridged');
       this.#opts.accept(created);
       bridge = created;
     }

@@ -131,7 +131,10 @@ export function serviceCall(target: CallTarget, url: string, init: CallInit, def
     if (body.length > 0 && headers['content-length'] === undefined) headers['content-length'] = String(body.length);
 
     let done = false;
-    let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = init.timeoutMs ?? defaultTimeoutMs;
+    const timer = setTimeout(() => {
+      finish(new M2gateError(ERROR_CODES.CALL_TIMEOUT, `no reply from ${url} within ${timeoutMs} ms`, { statusCode: 504 }), undefined, true);
+    }, timeoutMs);
     const onAbort = (): void => {
       finish(new M2gateError(ERROR_CODES.CALL_ABORTED, `call to ${url} aborted`), undefined, true);
     };
@@ -146,15 +149,22 @@ export function serviceCall(target: CallTarget, url: string, init: CallInit, def
       else resolve(reply!);
     };
     const sink = new CallSink(method === 'HEAD', (err, reply) => finish(err, reply));
-    if (!pool.send({ connId, path, headers, body }, sink)) {
+    let sent: boolean;
+    try {
+      sent = pool.send({ connId, path, headers, body }, sink);
+    } catch (err) {
+      // encodeRequest refuses what cannot travel in a Mongrel2 message (a space in the path, ...).
       done = true;
+      clearTimeout(timer);
+      reject(new M2gateError(ERROR_CODES.REQUEST, `cannot call ${url}: ${(err as Error).message}`, { statusCode: 400, cause: err }));
+      return;
+    }
+    if (!sent) {
+      done = true;
+      clearTimeout(timer);
       reject(new M2gateError(ERROR_CODES.NO_HANDLER, `no handler is connected for ${url}`, { statusCode: 503 }));
       return;
     }
-    const timeoutMs = init.timeoutMs ?? defaultTimeoutMs;
-    timer = setTimeout(() => {
-      finish(new M2gateError(ERROR_CODES.CALL_TIMEOUT, `no reply from ${url} within ${timeoutMs} ms`, { statusCode: 504 }), undefined, true);
-    }, timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

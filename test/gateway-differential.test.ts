@@ -1,0 +1,224 @@
+// Differential test through the FULL gateway: the same raw request bytes go to the real
+// Mongrel2 1.12.2 and to the m2gate gateway (node:http → request hygiene → route table →
+// body collection → handler pool), each configured with the same Handler (`/handler`, same
+// send_ident, same header encoding). The messages the two fake handlers receive are compared
+// field by field, for both encodings; where Mongrel2's key order is deterministic the bytes
+// must be identical once the CONN_IDs (each front's own counter) are aligned.
+// test/differential-request.test.ts does the same for the request builder alone; this one
+// also proves the gateway's plumbing (PATTERN, REMOTE_ADDR, bodies, encodings) adds nothing.
+// Every known difference is asserted, so a change on either side fails the test.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Publisher, Pull } from 'zeromq';
+import { parseRequest, type HeaderEncoding, type M2Request } from '../protocol/m2-request.js';
+import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
+import { ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+import { fakeHandler, handlerConf, startGateway, type FakeHandler, type GatewayRig } from './helpers/gateway.js';
+
+const PATTERN = '/handler';
+const LIMIT = 1024;
+const cleanups: Array<() => Promise<void> | void> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+interface Received {
+  raw: Buffer;
+  msg: M2Request;
+}
+
+// ---- the real Mongrel2 ----------------------------------------------------------------------
+
+interface Mongrel2Rig {
+  m2: Mongrel2;
+  pub: Publisher;
+  next(): Promise<Received>;
+}
+
+async function mongrel2Rig(sender: string, protocol: HeaderEncoding): Promise<Mongrel2Rig> {
+  const sendSpec = ipcEndpoint('send');
+  const recvSpec = ipcEndpoint('recv');
+  const m2 = await startMongrel2({
+    handlers: [{ route: PATTERN, sendSpec, sendIdent: sender, recvSpec, protocol }],
+    settings: { 'limits.content_length': LIMIT, 'upload.temp_store': 'tmp/upload.XXXXXX' },
+  });
+  const pull = new Pull();
+  const pub = new Publisher();
+  const ready = [new Promise((r) => pull.events.on('handshake', r)), new Promise((r) => pub.events.on('handshake', r))];
+  pull.connect(sendSpec);
+  pub.connect(recvSpec);
+  await Promise.all(ready);
+  cleanups.push(async () => {
+    pull.close();
+    pub.close();
+    await m2.stop();
+    m2.cleanup();
+  });
+  return {
+    m2,
+    pub,
+    async next() {
+      for (;;) {
+        const [frame] = await pull.receive();
+        const msg = parseRequest(frame!);
+        if (msg.path !== '@*') return { raw: frame!, msg };
+      }
+    },
+  };
+}
+
+// ---- the m2gate gateway, configured alike ---------------------------------------------------
+
+interface GatewaySide {
+  rig: GatewayRig;
+  handler: FakeHandler;
+}
+
+async function gatewaySide(sender: string, protocol: HeaderEncoding): Promise<GatewaySide> {
+  const h = handlerConf(PATTERN, sender, protocol);
+  const rig = await startGateway({ handlers: [h], settings: { 'limits.content_length': LIMIT } });
+  const handler = await fakeHandler(h, rig.pool(PATTERN));
+  cleanups.push(async () => {
+    handler.stop();
+    await rig.close();
+  });
+  return { rig, handler };
+}
+
+requireMongrel2(); // fails, never skips, when Mongrel2 is not installed
+const SENDERS = { json: 'd1ff0000-3333-4000-8000-0000000000cc', tnetstring: 'd1ff0000-4444-4000-8000-0000000000dd' } as const;
+const sides = {
+  json: { m2: await mongrel2Rig(SENDERS.json, 'json'), gw: await gatewaySide(SENDERS.json, 'json') },
+  tnetstring: { m2: await mongrel2Rig(SENDERS.tnetstring, 'tnetstring'), gw: await gatewaySide(SENDERS.tnetstring, 'tnetstring') },
+};
+
+interface FromMongrel2 extends Received {
+  /** The upload-start message and the temp file's bytes, for bodies Mongrel2 spools (§3.4). */
+  upload?: { start: M2Request; file: Buffer };
+}
+
+async function viaMongrel2(r: Mongrel2Rig, sender: string, bytes: Buffer): Promise<FromMongrel2> {
+  const socket = connect(r.m2.port, '127.0.0.1');
+  socket.on('data', () => {});
+  const closed = once(socket, 'close');
+  socket.write(bytes);
+  let got = await r.next();
+  let upload: FromMongrel2['upload'];
+  if (got.msg.kind === 'upload-start') {
+    const start = got.msg;
+    got = await r.next();
+    assert.equal(got.msg.kind, 'upload-done');
+    assert.equal(got.msg.connId, start.connId);
+    upload = { start, file: readFileSync(join(r.m2.dir, got.msg.headers['x-mongrel2-upload-done'] as string)) };
+  }
+  await r.pub.send(encodeReply(sender, got.msg.connId, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+  await r.pub.send(encodeClose(sender, got.msg.connId));
+  await closed;
+  return upload ? { ...got, upload } : got;
+}
+
+async function viaGateway(side: GatewaySide, bytes: Buffer, head: boolean): Promise<Received> {
+  const c = await side.rig.client();
+  c.write(bytes);
+  let got = await side.handler.next('the request through the gateway');
+  while (got.msg.path === '@*') got = await side.handler.next('the request through the gateway');
+  await side.handler.reply(got.msg.connId, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+  assert.equal((await c.response({ head })).status, 200);
+  c.destroy();
+  return got;
+}
+
+/** `raw` with its CONN_ID field replaced, so two fronts' messages compare byte for byte. */
+function withConnId(raw: Buffer, msg: M2Request, connId: number): string {
+  const prefix = `${msg.sender} ${msg.connId} `;
+  const text = raw.toString('latin1');
+  assert.ok(text.startsWith(prefix));
+  return `${msg.sender} ${connId} ${text.slice(prefix.length)}`;
+}
+
+// ---- the cases --------------------------------------------------------------------------------
+
+interface Case {
+  name: string;
+  bytes: Buffer;
+  /** Mongrel2's key order is fixed for it: compare the whole message byte for byte. */
+  exact?: boolean;
+  /** Header values node:http cannot give us as Mongrel2 forwards them: [Mongrel2's, ours]. */
+  differs?: Record<string, [string, string]>;
+}
+
+const bin = (...parts: Array<string | Buffer>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
+const BINARY = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x2c, 0x3a, 0x7d, 0x5d, 0x01, 0x0d, 0x0a, 0x30, 0x3a, 0x2c, 0x20, 0x7b]);
+
+const CASES: Case[] = [
+  { name: 'GET with a query', bytes: bin('GET /handler/items?id=7&name=caf%C3%A9 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: probe/1.0\r\nAccept: */*\r\n\r\n') },
+  { name: 'POST with a binary body', bytes: bin(`POST /handler/bin HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BINARY.length}\r\n\r\n`, BINARY) },
+  {
+    name: 'repeated headers: 7 values of one, mixed-case names, a forged x-forwarded-for',
+    bytes: bin(
+      'GET /handler/dup HTTP/1.1\r\nHost: localhost\r\nX-Dup: one\r\nX-DUP: two\r\nx-dup: three\r\nCookie: a=1\r\nX-Forwarded-For: 1.2.3.4\r\nCookie: b=2\r\n',
+      [0, 1, 2, 3, 4, 5, 6].map((i) => `X-Many: ${i}\r\n`).join(''),
+      'x-forwarded-for: 5.6.7.8\r\n\r\n',
+    ),
+  },
+  {
+    name: 'UTF-8 and non-UTF-8 header values',
+    bytes: bin('GET /handler/utf8 HTTP/1.1\r\nHost: localhost\r\nX-Name: ', Buffer.from('José Müller 日本 🦀'), '\r\nX-Latin1: caf\xe9\r\nX-Quote: say "hi" \\ back\r\n\r\n'),
+  },
+  {
+    name: 'trailing blanks in values',
+    bytes: bin('GET /handler/space HTTP/1.1\r\nHost: localhost\r\nX-Space:   lead and trail   \r\n\r\n'),
+    differs: { 'x-space': ['lead and trail   ', 'lead and trail'] },
+  },
+  { name: 'HEAD', bytes: bin('HEAD /handler/head HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true },
+  { name: '/x? (empty query)', bytes: bin('GET /handler/x? HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true },
+  { name: 'HTTP/1.0 without any header', bytes: bin('GET /handler/bare HTTP/1.0\r\n\r\n'), exact: true },
+  { name: 'a percent-encoded path with dots, kept as sent (§3.1)', bytes: bin('GET /handler/a/../b/%7Efoo%2Fbar HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true },
+  { name: 'a chunked body', bytes: bin('POST /handler/chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n') },
+];
+
+const UPLOAD_KEYS = ['x-mongrel2-upload-start', 'x-mongrel2-upload-done'];
+
+for (const c of CASES) {
+  test(`Mongrel2 and the m2gate gateway send the handler the same message: ${c.name}`, async () => {
+    for (const encoding of ['json', 'tnetstring'] as const) {
+      const where = `${c.name} (${encoding})`;
+      const side = sides[encoding];
+      const theirs = await viaMongrel2(side.m2, SENDERS[encoding], c.bytes);
+      const ours = await viaGateway(side.gw, c.bytes, c.bytes.subarray(0, 5).toString() === 'HEAD ');
+
+      assert.equal(ours.msg.encoding, encoding, where);
+      assert.equal(ours.msg.sender, theirs.msg.sender, where);
+      assert.equal(ours.msg.path, theirs.msg.path, where);
+      const theirHeaders = { ...theirs.msg.headers };
+      if (theirs.upload) {
+        // §3.3/§3.4: Mongrel2 spools a chunked body to a temp file and sends upload-start and
+        // upload-done with empty bodies; the gateway inlines the de-chunked body (it is under
+        // limits.content_length). Same bytes, different delivery: compare the file with our body.
+        assert.equal(theirs.msg.kind, 'upload-done');
+        assert.equal(theirs.msg.body.length, 0);
+        assert.equal(ours.msg.kind, 'http');
+        assert.ok(theirs.upload.file.equals(ours.msg.body), where);
+        for (const k of UPLOAD_KEYS) delete theirHeaders[k];
+      } else {
+        assert.equal(ours.msg.kind, theirs.msg.kind, where);
+        assert.ok(ours.msg.body.equals(theirs.msg.body), where);
+      }
+      assert.deepEqual(Object.keys(ours.msg.headers).sort(), Object.keys(theirHeaders).sort(), where);
+      for (const key of Object.keys(theirHeaders)) {
+        const known = c.differs?.[key];
+        if (known) {
+          assert.deepEqual([theirHeaders[key], ours.msg.headers[key]], known, `${where}: known difference in ${key}`);
+          continue;
+        }
+        // REMOTE_ADDR and x-forwarded-for included: both fronts see the client at 127.0.0.1.
+        assert.deepEqual(ours.msg.headers[key], theirHeaders[key], `${where}: header ${key}`);
+      }
+      if (c.exact) assert.equal(withConnId(ours.raw, ours.msg, theirs.msg.connId), theirs.raw.toString('latin1'), where);
+    }
+  });
+}

@@ -1,0 +1,54 @@
+// `npm start` as a new user runs it: `m2gate start` with the shipped mongrel2.conf (its port
+// overridden with 0), one local service with one worker thread, and the demo app. The page,
+// a service route, a CPU route, an app route and a ctx.call route answer; SIGTERM exits 0.
+// Runs the built CLI (`npm run build` first). The shipped config binds the handler endpoints
+// tcp://127.0.0.1:9997 and :9996, so nothing else may hold those ports while this runs.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { get, spawnM2gate, type LoggedProcess } from './helpers/gateway.js';
+
+let m2gate: LoggedProcess | undefined;
+after(async () => {
+  m2gate?.kill();
+  await m2gate?.exited;
+});
+
+test('m2gate start: the page, /svc/hello, /svc/fib/20, /app/hello, /service/sync, then SIGTERM → exit 0', async () => {
+  const p = spawnM2gate(['start', '--port', '0', '--workers', '1']);
+  m2gate = p;
+  const serving = await p.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('m2gate is serving'), 'm2gate is serving');
+  const port = serving.port as number;
+  assert.ok(port > 0);
+  assert.equal(serving.msg, `m2gate is serving http://127.0.0.1:${port}/`);
+  // No retries: wait until the service has connected (its own line) and the gateway's pool has
+  // accepted it (the gateway's line); both processes write to the same stdout.
+  await Promise.all([
+    p.waitFor((l) => l.msg === 'connected to the front', 'service connected to the front'),
+    p.waitFor((l) => l.msg === 'handler connected', 'gateway saw the service'),
+  ]);
+
+  const page = await get(port, '/');
+  assert.equal(page.status, 200);
+  assert.match(page.headers['content-type'] ?? '', /^text\/html/);
+  assert.match(page.body.toString(), /m2gate/);
+
+  const hello = await get(port, '/svc/hello');
+  assert.equal(hello.status, 200);
+  assert.equal(hello.body.toString(), 'hello');
+
+  const fib = await get(port, '/svc/fib/20');
+  assert.equal(fib.status, 200);
+  assert.equal((JSON.parse(fib.body.toString()) as { fib: number }).fib, 6765);
+
+  const app = await get(port, '/app/hello');
+  assert.equal(app.status, 200);
+  assert.equal(app.body.toString(), 'hello from the gateway\n');
+
+  const sync = await get(port, '/service/sync?ms=50&data=x');
+  assert.equal(sync.status, 200);
+  assert.deepEqual(JSON.parse(sync.body.toString()), { data: 'x', via: 'ctx.call' });
+
+  p.child.kill('SIGTERM');
+  const exit = await p.exited;
+  assert.deepEqual(exit, { code: 0, signal: null }, p.stderr());
+});
