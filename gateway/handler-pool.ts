@@ -187,10 +187,20 @@ export class HandlerPool {
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Flushes what is queued for the handlers (disconnect notices, mostly), for
+   * at most `flushTimeoutMs`: a PUSH with no peer never completes a send, so
+   * without the bound a pool whose handlers are gone would never close.
+   */
+  async close(flushTimeoutMs = 1000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#out.flush();
+    if (this.hasPeers) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#out.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, flushTimeoutMs)))]);
+      clearTimeout(timer);
+    }
+    // Closing the socket fails any send still pending, which ends the pump.
     this.#push.close();
     this.#sub.close();
     await this.#reading;
