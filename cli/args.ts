@@ -8,6 +8,9 @@ export class UsageError extends Error {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** Parsed flag values, by long name. */
+export type FlagValues = Record<string, string | boolean | string[] | undefined>;
+
 /**
  * parseArgs, with every long option also read from `M2GATE_<NAME>` (dashes as
  * underscores) when the flag is absent. Repeatable options split env values on commas.
@@ -19,7 +22,7 @@ export function parseWithEnv<O extends Options>(argv: string[], options: O, allo
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const values = parsed.values as FlagValues;
   for (const [name, spec] of Object.entries(options)) {
     if (values[name] !== undefined || name === 'help') continue;
     const env = process.env[`M2GATE_${name.toUpperCase().replaceAll('-', '_')}`];
@@ -30,7 +33,7 @@ export function parseWithEnv<O extends Options>(argv: string[], options: O, allo
   return { values, positionals: parsed.positionals };
 }
 
-export function intFlag(values: Record<string, unknown>, name: string, min: number): number | undefined {
+export function intFlag(values: FlagValues, name: string, min: number): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
@@ -38,9 +41,9 @@ export function intFlag(values: Record<string, unknown>, name: string, min: numb
   return n;
 }
 
-export function listFlag(values: Record<string, unknown>, name: string): string[] {
+export function listFlag(values: FlagValues, name: string): string[] {
   const raw = values[name];
   if (raw === undefined) return [];
-  const list = Array.isArray(raw) ? (raw as string[]) : [String(raw)];
+  const list = Array.isArray(raw) ? raw : [String(raw)];
   return list.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
 }

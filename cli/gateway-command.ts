@@ -2,7 +2,7 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Gateway } from '../gateway/gateway.js';
-import { intFlag, parseWithEnv, UsageError } from './args.js';
+import { intFlag, parseWithEnv, UsageError, type FlagValues } from './args.js';
 import { loadConfig } from './config.js';
 import { drainOnSignals } from './signals.js';
 
@@ -40,7 +40,7 @@ export const GATEWAY_OPTIONS = {
 } as const;
 
 /** The app module's default export: --app, else the demo app when no --config was given. */
-async function loadApp(values: Record<string, unknown>): Promise<unknown> {
+async function loadApp(values: FlagValues): Promise<unknown> {
   const file = values.app as string | undefined;
   if (file === undefined) {
     if (values.config !== undefined) return undefined;
@@ -58,7 +58,7 @@ function mongrel2Specs(value: string | undefined): { sendSpec: string; recvSpec:
 }
 
 /** Builds a gateway from parsed flags (shared with `m2gate start`). */
-export async function gatewayFromFlags(values: Record<string, unknown>, component = 'gateway'): Promise<Gateway> {
+export async function gatewayFromFlags(values: FlagValues, component = 'gateway'): Promise<Gateway> {
   const loaded = loadConfig(values.config as string | undefined, values.server as string | undefined);
   const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component, pid: process.pid } });
   for (const warning of loaded.config.warnings ?? []) logger.warn({ config: loaded.file }, warning);

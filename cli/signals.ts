@@ -1,12 +1,17 @@
 /**
  * The first SIGTERM/SIGINT drains (`close()`), then the process ends by
  * itself with exit code 0 (1 if the drain timed out); a second signal exits at once.
+ *
+ * A service started by `m2gate start` (M2GATE_SUPERVISED=1, with an IPC
+ * channel to its parent) ignores SIGINT: Ctrl-C reaches the whole process
+ * group, and the parent drains its services itself with SIGTERM, after the
+ * gateway. When the parent dies the channel closes and the service drains.
  */
 import type { Logger } from 'pino';
 
 export function drainOnSignals(close: () => Promise<boolean>, log: Logger): void {
   let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
+  const onSignal = (signal: NodeJS.Signals | 'parent-gone'): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
@@ -23,6 +28,16 @@ export function drainOnSignals(close: () => Promise<boolean>, log: Logger): void
       },
     );
   };
+  const supervised = process.env.M2GATE_SUPERVISED === '1' && process.channel !== undefined;
   process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  if (supervised) {
+    process.on('SIGINT', () => log.debug('SIGINT ignored: the supervisor stops this process'));
+    process.once('disconnect', () => {
+      if (!stopping) onSignal('parent-gone');
+    });
+    // The channel must not keep the process alive once it has drained.
+    process.channel?.unref();
+  } else {
+    process.on('SIGINT', onSignal);
+  }
 }

@@ -34,7 +34,12 @@ export class ServiceSupervisor {
 
   start(): void {
     const startedAt = Date.now();
-    const child = spawn(process.execPath, [...process.execArgv, CLI, 'service', ...this.#args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    // The IPC channel tells the child when this process dies; see signals.ts for SIGINT.
+    const child = spawn(process.execPath, [...process.execArgv, CLI, 'service', ...this.#args], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, M2GATE_SUPERVISED: '1' },
+    });
+    child.channel?.unref();
     this.#child = child;
     child.once('exit', (code, signal) => {
       this.#child = undefined;

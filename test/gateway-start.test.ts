@@ -52,3 +52,22 @@ test('m2gate start: the page, /svc/hello, /svc/fib/20, /app/hello, /service/sync
   const exit = await p.exited;
   assert.deepEqual(exit, { code: 0, signal: null }, p.stderr());
 });
+
+test('Ctrl-C (SIGINT to the whole process group) drains the gateway, then the services, once: exit 0, no restart', async () => {
+  const p = spawnM2gate(['start', '--port', '0', '--workers', '1'], { detached: true });
+  m2gate = p;
+  await Promise.all([
+    p.waitFor((l) => l.msg === 'connected to the front', 'service connected to the front'),
+    p.waitFor((l) => l.msg === 'handler connected', 'gateway saw the service'),
+  ]);
+  // A terminal sends SIGINT to every process of the foreground group, services included.
+  process.kill(-p.child.pid!, 'SIGINT');
+  const exit = await p.exited;
+  assert.deepEqual(exit, { code: 0, signal: null }, p.stderr());
+  const lines = p.lines;
+  const stopped = lines.find((l) => l.msg === 'service stopped');
+  assert.ok(stopped, 'the service logged its stop');
+  assert.equal(stopped.drained, true);
+  assert.equal(lines.filter((l) => l.msg === 'second signal: exiting now').length, 0);
+  assert.equal(lines.filter((l) => l.msg === 'service process died; restarting').length, 0);
+});

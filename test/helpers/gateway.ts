@@ -475,17 +475,19 @@ export interface LoggedProcess {
 }
 
 /** Spawns `node dist/cli/m2gate.js ...args` in `cwd` (default: the package root). Run `npm run build` first. */
-export function spawnM2gate(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): LoggedProcess {
+export function spawnM2gate(args: string[], options: { cwd?: string; env?: Record<string, string>; detached?: boolean } = {}): LoggedProcess {
   return spawnLogged(process.execPath, [M2GATE_BIN, ...args], options);
 }
 
 /** Spawns `command`, collecting stdout as JSON lines (others as `{ raw }`). */
-export function spawnLogged(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): LoggedProcess {
+export function spawnLogged(command: string, args: string[], options: { cwd?: string; env?: Record<string, string>; detached?: boolean } = {}): LoggedProcess {
   const name = command === process.execPath ? 'm2gate' : command;
   const child = spawn(command, args, {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a test can signal the group as a terminal's Ctrl-C does.
+    detached: options.detached ?? false,
   });
   const lines: LogLine[] = [];
   let stderr = '';
