@@ -26,17 +26,19 @@ export interface ServiceRequest {
 export interface ServiceResponse {
   status: number;
   headers?: Record<string, string | number | readonly string[]>;
-  body?: string | Uint8Array | unknown;
+  /** A string, bytes, or any JSON-able value. */
+  body?: unknown;
 }
 
 /**
  * What a handler may return (or resolve to): a string (text/plain), bytes
  * (application/octet-stream), a {@link ServiceResponse}, `undefined` (204), or
- * any other JSON-able value (application/json).
+ * any other JSON-able value (application/json). Any value is accepted, so the
+ * type is `unknown`; the cases above say how each is sent.
  */
-export type RouteResult = string | Uint8Array | ServiceResponse | unknown;
+export type RouteResult = unknown;
 
-export type RouteHandler = (req: ServiceRequest) => RouteResult | Promise<RouteResult>;
+export type RouteHandler = (req: ServiceRequest) => RouteResult;
 
 export interface RouteOptions {
   handler: RouteHandler;
