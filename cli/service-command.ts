@@ -21,11 +21,14 @@ Options (each also read from the environment variable shown):
   --protocol P          json or tnetstring: the Handler's header encoding; both are
                         always parsed, this only warns on a mismatch                     M2GATE_PROTOCOL
   --timeout MS          per-request timeout, routes may override (default 30000)        M2GATE_TIMEOUT
-  --max-queue N         requests waiting for a thread before 503 (default 64/thread)    M2GATE_MAX_QUEUE
+  --max-queue N         requests waiting for a thread before 503 (default 128/thread,
+                        at least 256)                                          M2GATE_MAX_QUEUE
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (default 10000)   M2GATE_DRAIN_TIMEOUT
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
   -h, --help            this text
 `;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export async function serviceCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseWithEnv(
@@ -56,7 +59,10 @@ export async function serviceCommand(argv: string[]): Promise<void> {
   if (protocol !== undefined && protocol !== 'json' && protocol !== 'tnetstring') {
     throw new UsageError(`--protocol must be json or tnetstring (got '${protocol}')`);
   }
-  const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component: 'service', pid: process.pid } });
+  const level = (values['log-level'] as string | undefined) ?? 'info';
+  // pino throws on an unknown level; say which values work instead of a stack trace.
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got '${level}')`);
+  const logger = pino({ level, base: { component: 'service', pid: process.pid } });
   const modulePath = positionals[0];
   const service = new Service({
     routesModule: modulePath === undefined ? undefined : pathToFileURL(resolve(modulePath)).href,

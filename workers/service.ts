@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { BroadcastChannel } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { Publisher, Pull } from 'zeromq';
+import { Publisher, Pull, XPublisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
@@ -41,7 +41,7 @@ export interface ServiceOptions {
   expectEncoding?: 'json' | 'tnetstring' | undefined;
   /** Service-wide task timeout in ms (routes may override). Defaults to 30,000. */
   timeoutMs?: number;
-  /** Tasks waiting for a thread before 503. Defaults to 64 per thread. */
+  /** Requests that may wait for a thread before 503 (abandoned ones do not count). Defaults to 128 per thread, at least 256. */
   maxQueue?: number;
   /** How long SIGTERM waits for in-flight requests, in ms. Defaults to 10,000. */
   drainTimeoutMs?: number;
@@ -79,6 +79,8 @@ interface Pending {
   status?: number;
   /** The client went away: nothing is sent. */
   abandoned: boolean;
+  /** Counted in #live. */
+  live?: boolean;
   timer?: NodeJS.Timeout;
   hardAbort?: NodeJS.Timeout;
 }
@@ -116,12 +118,15 @@ export class Service {
   #pool!: Piscina<WorkerTask, RunResult | DescribeResult>;
   #routes: CompiledRoute[] = [];
   #pull!: Pull;
-  #pub!: Publisher;
+  #pub!: XPublisher;
+  #watching: Promise<void> | undefined;
   #out!: SendQueue;
   #channel!: BroadcastChannel;
   #flags!: Int32Array;
   #runningOn!: Int32Array;
   #freeSlots: number[] = [];
+  /** Dispatched tasks someone still waits for: the queue limit counts these. */
+  #live = 0;
   #nextId = 1;
   #connections = new Map<string, Pending[]>();
   #inFlight = new Set<Pending>();
@@ -140,7 +145,7 @@ export class Service {
       workers,
       senderId: options.senderId ?? randomUUID(),
       timeoutMs: options.timeoutMs ?? 30_000,
-      maxQueue: options.maxQueue ?? workers * 64,
+      maxQueue: options.maxQueue ?? Math.max(256, workers * 128),
       drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
       abortGraceMs: options.abortGraceMs ?? 1_000,
       retryAfterSeconds: options.retryAfterSeconds ?? 1,
@@ -159,14 +164,18 @@ export class Service {
   }
 
   /**
-   * Loads the routes module in a worker thread (failing fast if it cannot be
-   * loaded), then connects to the front.
+   * Loads the routes module in every worker thread (failing fast if it cannot
+   * be loaded), then connects to the front.
    *
-   * @throws Error when the routes module fails to load or is malformed.
+   * @throws Error when an endpoint is not one zeromq accepts, or the routes
+   *   module fails to load or is malformed.
    */
   async start(): Promise<void> {
     const { workers, maxQueue } = this.#opts;
-    const slots = 2 * workers + maxQueue;
+    checkEndpoints([...this.#opts.send, ...this.#opts.recv]);
+    // Abandoned tasks keep their slot until piscina hands them back, so there
+    // are twice as many slots as live tasks can ever need.
+    const slots = 2 * (workers + maxQueue);
     const abortFlags = new SharedArrayBuffer(slots * 4);
     this.#flags = new Int32Array(abortFlags);
     const runningOn = new SharedArrayBuffer(slots * 4);
@@ -181,7 +190,10 @@ export class Service {
       filename: new URL(`./worker-entry${ext}`, import.meta.url).href,
       minThreads: workers,
       maxThreads: workers,
-      maxQueue,
+      // The limit users set is enforced on live tasks (#live): piscina's queue
+      // also holds abandoned tasks until a thread reaches them, and counting
+      // those answered 503 with fewer live requests than --max-queue (measured).
+      maxQueue: slots,
       // With the default (false) some tasks starved under sustained load here (DESIGN.md).
       stricterFIFO: true,
       idleTimeout: Number.POSITIVE_INFINITY,
@@ -190,21 +202,37 @@ export class Service {
     // Some worker failures arrive here rather than as a rejected task.
     this.#pool.on('error', (err: unknown) => this.log.error({ err }, 'worker pool error'));
 
-    let described: DescribeResult;
+    // One describe per thread, all at once (idle threads take one task each):
+    // every thread loads the routes module before the first request, and when
+    // loading fails every thread has finished booting before the pool is
+    // destroyed. Terminating a thread while piscina still require()s its entry
+    // file aborted the whole process (FATAL ERROR in loadESMFromCJS, exit 134;
+    // measured about 1 in 40 failed starts with --workers 2 on Node 20).
+    const described = await Promise.allSettled(Array.from({ length: workers }, () => this.#pool.run({ kind: 'describe' })));
     try {
-      described = (await this.#pool.run({ kind: 'describe' })) as DescribeResult;
-      this.#routes = compileRoutes(described.routes);
+      const failed = described.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      this.#routes = compileRoutes(((described[0] as PromiseFulfilledResult<DescribeResult>).value).routes);
     } catch (err) {
       await this.#pool.destroy();
-      throw new Error(`cannot load routes module ${this.#opts.routesModule}: ${(err as Error).message}`, { cause: err });
+      // The error crossed from the worker thread without Node's source excerpt:
+      // keep at least its kind ("SyntaxError: Unexpected token ';'").
+      const { name, message } = err as Error;
+      const why = name && name !== 'Error' ? `${name}: ${message}` : message;
+      throw new Error(`cannot load routes module ${this.#opts.routesModule}: ${why}`, { cause: err });
     }
 
     this.#pull = new Pull();
-    this.#pub = new Publisher({ linger: 2000 });
+    this.#pub = new XPublisher({ linger: 2000 });
     this.#out = new SendQueue(this.#pub, { onError: (err) => this.log.error({ err }, 'publish failed') });
-    // Replies published before the PUB connection exists are lost (§5.1), so
-    // requests are pulled only once the reply path is up.
-    const replyPathUp = new Promise<void>((resolve) => this.#pub.events.on('handshake', () => resolve()));
+    // Replies published before the front's SUB subscription has reached us are
+    // dropped (the slow joiner, §5.1), so requests are pulled only once it has.
+    // The handshake event comes too early: with it, about 1 start in 200 lost
+    // its first reply (measured). An XPUB hands over each new subscription
+    // after it is in effect.
+    const replyPathUp = new Promise<void>((resolve) => {
+      this.#watching = this.#watchSubscriptions(resolve);
+    });
     for (const spec of this.#opts.recv) this.#pub.connect(spec);
     void replyPathUp.then(() => {
       if (this.#closing) return;
@@ -213,6 +241,18 @@ export class Service {
     });
     this.#reading = this.#readLoop();
     this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, senderId: this.#opts.senderId }, 'service started');
+  }
+
+  /** Reads the subscription messages the XPUB hands over (the queue would grow otherwise). */
+  async #watchSubscriptions(onSubscribed: () => void): Promise<void> {
+    try {
+      for await (const [message] of this.#pub) {
+        // 1 = subscribe, followed by the prefix (the Handler's recv_ident, §4.2).
+        if (message?.[0] === 1) onSubscribed();
+      }
+    } catch (err) {
+      if (!this.#closing) this.log.error({ err }, 'subscription watch failed');
+    }
   }
 
   async #readLoop(): Promise<void> {
@@ -232,7 +272,7 @@ export class Service {
     } catch (err) {
       this.stats.malformed++;
       const offset = err instanceof ProtocolError ? err.offset : undefined;
-      this.log.warn({ err: (err as Error).message, offset, bytes: frame.length }, 'malformed message skipped');
+      this.log.warn({ err: (err as Error).message, offset, bytes: frame.length, malformed: this.stats.malformed }, 'malformed message skipped');
       return;
     }
     if (this.#expectEncoding !== undefined && req.encoding !== this.#expectEncoding && !this.#warnedEncoding) {
@@ -282,7 +322,7 @@ export class Service {
       return this.#answer(p, 404, 'Not Found\n');
     }
     p.route = found.route;
-    if (this.#pool.queueSize >= this.#opts.maxQueue || this.#freeSlots.length === 0) {
+    if (this.#live >= this.#opts.workers + this.#opts.maxQueue || this.#freeSlots.length === 0) {
       this.stats.rejected503++;
       return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
     }
@@ -291,6 +331,8 @@ export class Service {
 
   #dispatch(p: Pending, route: number, params: Record<string, string>, method: string): void {
     p.slot = this.#freeSlots.pop()!;
+    p.live = true;
+    this.#live++;
     Atomics.store(this.#flags, p.slot, 0);
     Atomics.store(this.#runningOn, p.slot, 0);
     const { req } = p;
@@ -311,6 +353,7 @@ export class Service {
     const timeoutMs = p.route?.timeoutMs ?? this.#opts.timeoutMs;
     p.timer = setTimeout(() => {
       this.stats.timedOut++;
+      this.#unlive(p);
       this.#answer(p, 504, 'Gateway Timeout\n');
       this.#abortTask(p);
     }, timeoutMs);
@@ -356,7 +399,15 @@ export class Service {
     this.#answer(p, 500, `Internal Server Error (error id ${errorId})\n`);
   }
 
+  /** The task no longer counts against the queue limit: it settled, or nobody waits for it. */
+  #unlive(p: Pending): void {
+    if (!p.live) return;
+    p.live = false;
+    this.#live--;
+  }
+
   #release(p: Pending): void {
+    this.#unlive(p);
     clearTimeout(p.timer);
     clearTimeout(p.hardAbort);
     if (p.slot >= 0) {
@@ -425,6 +476,7 @@ export class Service {
 
   #drop(p: Pending): void {
     p.abandoned = true;
+    this.#unlive(p);
     this.#settled(p);
     this.#abortTask(p);
   }
@@ -464,6 +516,7 @@ export class Service {
     await this.#reading;
     await this.#out.flush();
     this.#pub.close();
+    await this.#watching;
     this.#channel.close();
     await this.#pool.destroy();
     this.log.info({ drained, stats: this.stats }, 'service stopped');
@@ -492,3 +545,27 @@ export class Service {
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+/**
+ * zeromq checks an endpoint only when a socket connects to it, and the PULL
+ * connects later, in a callback, where a typo would crash the process (or, for
+ * the PUB, leave it hanging with the pool up). So every endpoint is tried at
+ * start on a throwaway PUB, a socket that never takes a message: against the
+ * front's PUSH the handshake fails, to its SUB it sends nothing.
+ *
+ * @throws Error naming the endpoint zeromq rejects.
+ */
+function checkEndpoints(specs: readonly string[]): void {
+  const probe = new Publisher({ linger: 0 });
+  try {
+    for (const spec of specs) {
+      try {
+        probe.connect(spec);
+      } catch (err) {
+        throw new Error(`invalid endpoint '${spec}': ${(err as Error).message}`, { cause: err });
+      }
+    }
+  } finally {
+    probe.close();
+  }
+}

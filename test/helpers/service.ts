@@ -9,14 +9,14 @@
 // matching a predicate: events, not sleeps. Every wait also has a deadline so a
 // broken service fails the test with the log in the message instead of hanging.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Push, Subscriber } from 'zeromq';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding } from '../../protocol/m2-request.js';
 import { parseReply, type M2Reply } from '../../protocol/m2-reply.js';
-import { ipcEndpoint } from './mongrel2.js';
+import { ipcEndpoint, startMongrel2, type Mongrel2 } from './mongrel2.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const M2GATE_BIN = join(ROOT, 'dist', 'cli', 'm2gate.js');
@@ -32,6 +32,33 @@ export function tempDir(prefix = 'm2gate-svc-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   dirs.push(dir);
   return dir;
+}
+
+/**
+ * A file the probe routes wait for (`/t/hold?gate=...` returns once it exists)
+ * and beside which they mark what happened (`<gate>.started`, `<gate>.aborted`).
+ */
+export interface Gate {
+  readonly path: string;
+  /** `tag=TAG&gate=PATH`, the query string for a probe route. */
+  query(tag: string): string;
+  /** Lets held handlers return. */
+  open(): void;
+  /** A handler given this gate started (checked synchronously: see probes.mjs). */
+  started(): boolean;
+  /** A handler given this gate saw its abort signal. */
+  aborted(): boolean;
+}
+
+export function gate(): Gate {
+  const path = join(tempDir('m2gate-gate-'), 'gate');
+  return {
+    path,
+    query: (tag) => `tag=${encodeURIComponent(tag)}&gate=${encodeURIComponent(path)}`,
+    open: () => writeFileSync(path, 'open'),
+    started: () => existsSync(`${path}.started`),
+    aborted: () => existsSync(`${path}.aborted`),
+  };
 }
 
 /** One stdout line: a parsed JSON object, or `{ raw }` for anything else. */
@@ -71,6 +98,7 @@ export interface ServiceProcess {
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 const closers: Array<() => void> = [];
+const fronts: Mongrel2[] = [];
 
 export const isMsg = (msg: string) => (line: LogLine) => line.msg === msg;
 export const isProbe = (probe: string, tag: string) => (line: LogLine) => line.probe === probe && line.tag === tag;
@@ -78,7 +106,12 @@ export const isProbe = (probe: string, tag: string) => (line: LogLine) => line.p
 export const isRequestLog = (connId?: number) => (line: LogLine) =>
   line.msg === 'request' && (connId === undefined || line.connId === connId);
 
-function describe(lines: LogLine[], stderr: string): string {
+// A test runner that dies still takes its services with it.
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+function context(lines: LogLine[], stderr: string): string {
   const tail = lines.slice(-30).map((l) => (l.raw ?? JSON.stringify(l)));
   return `\n--- last stdout lines ---\n${tail.join('\n')}\n--- stderr ---\n${stderr}`;
 }
@@ -100,8 +133,8 @@ export function spawnService(args: string[], options: { env?: Record<string, str
     for (const l of [...listeners]) l();
   };
 
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (chunk: string) => {
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
     const parts = (partial + chunk).split('\n');
     partial = parts.pop()!;
     for (const text of parts) {
@@ -117,8 +150,8 @@ export function spawnService(args: string[], options: { env?: Record<string, str
     }
     notify();
   });
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => (stderr += chunk));
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => (stderr += chunk));
   // 'close' (not 'exit'): stdout and stderr have been read to the end by then.
   const exited = new Promise<Exit>((resolve) => {
     child.on('close', (code, signal) => {
@@ -141,7 +174,7 @@ export function spawnService(args: string[], options: { env?: Record<string, str
           resolve(found.slice(0, n));
         } else if (exit) {
           finish();
-          reject(new Error(`service exited (${JSON.stringify(exit)}) after ${found.length} of ${n} awaited lines${describe(lines, stderr)}`));
+          reject(new Error(`service exited (${JSON.stringify(exit)}) after ${found.length} of ${n} awaited lines${context(lines, stderr)}`));
         }
       };
       const finish = (): void => {
@@ -150,7 +183,7 @@ export function spawnService(args: string[], options: { env?: Record<string, str
       };
       timer = setTimeout(() => {
         finish();
-        reject(new Error(`no ${n} matching lines within ${timeoutMs} ms${describe(lines, stderr)}`));
+        reject(new Error(`no ${n} matching lines within ${timeoutMs} ms${context(lines, stderr)}`));
       }, timeoutMs);
       listeners.add(check);
       check();
@@ -225,7 +258,7 @@ export interface FakeFront {
   /** For `--recv`. */
   readonly recv: string;
   readonly sender: string;
-  /** Pushes raw bytes (waits while no service is connected, as PUSH does). */
+  /** Pushes raw bytes, once a service's PULL is connected (rejects after DEFAULT_WAIT_MS). */
   push(message: Buffer): Promise<void>;
   /** Pushes a request built with encodeRequest. `headers` are added to METHOD/VERSION/PATH/URI. */
   request(connId: number, path: string, init?: RequestInit): Promise<void>;
@@ -257,34 +290,60 @@ export async function fakeFront(sender = FRONT_SENDER): Promise<FakeFront> {
   const push = new Push();
   const sub = new Subscriber();
   sub.subscribe();
+  // Only a service's PULL completes a handshake with the PUSH. Sending before
+  // that leaves a send pending until a peer attaches; one such send never
+  // finished (once, under load), so requests wait for the handshake instead.
+  const pullConnected = new Promise<void>((resolve) => push.events.on('handshake', () => resolve()));
   await push.bind(send);
   await sub.bind(recv);
+  const deliver = async (message: Buffer): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no service took a request within ${DEFAULT_WAIT_MS} ms`)), DEFAULT_WAIT_MS);
+    });
+    try {
+      await Promise.race([pullConnected.then(() => push.send(message)), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const received: Buffer[] = [];
-  const waiters: Array<(b: Buffer) => void> = [];
+  const waiters: Array<{ resolve: (b: Buffer) => void; reject: (err: Error) => void }> = [];
+  let failure: Error | undefined;
   let closed = false;
   void (async () => {
     try {
       for await (const [frame] of sub) {
         const waiter = waiters.shift();
-        if (waiter) waiter(frame!);
+        if (waiter) waiter.resolve(frame!);
         else received.push(frame!);
       }
     } catch (err) {
-      if (!closed) throw err;
+      // Only closing ends the loop quietly; anything else fails the waiting test.
+      if (closed) return;
+      failure = new Error(`fake front receive loop failed: ${String(err)}`);
+      for (const waiter of waiters.splice(0)) waiter.reject(failure);
     }
   })();
   const nextRaw = (): Promise<Buffer> => {
     const ready = received.shift();
     if (ready) return Promise.resolve(ready);
+    if (failure) return Promise.reject(failure);
     return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (b: Buffer): void => {
+          clearTimeout(timer);
+          resolve(b);
+        },
+        reject: (err: Error): void => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
       const timer = setTimeout(() => {
         waiters.splice(waiters.indexOf(waiter), 1);
         reject(new Error(`no reply within ${DEFAULT_WAIT_MS} ms`));
       }, DEFAULT_WAIT_MS);
-      const waiter = (b: Buffer): void => {
-        clearTimeout(timer);
-        resolve(b);
-      };
       waiters.push(waiter);
     });
   };
@@ -292,7 +351,7 @@ export async function fakeFront(sender = FRONT_SENDER): Promise<FakeFront> {
     send,
     recv,
     sender,
-    push: (message) => push.send(message),
+    push: deliver,
     request(connId, path, init = {}) {
       const query = init.query ?? '';
       const method = init.method ?? 'GET';
@@ -307,25 +366,63 @@ export async function fakeFront(sender = FRONT_SENDER): Promise<FakeFront> {
         PATTERN: '/',
         ...init.headers,
       };
-      return push.send(encodeRequest({ sender, connId, path, headers, body: init.body ?? '' }, init.encoding ?? 'json'));
+      return deliver(encodeRequest({ sender, connId, path, headers, body: init.body ?? '' }, init.encoding ?? 'json'));
     },
-    disconnect: (connId, encoding = 'json') => push.send(encodeDisconnect(sender, connId, encoding)),
+    disconnect: (connId, encoding = 'json') => deliver(encodeDisconnect(sender, connId, encoding)),
     nextRaw,
     next: async () => parseReply(await nextRaw()),
     get pending() {
       return received.length;
     },
     close() {
+      if (closed) return;
       closed = true;
       push.close();
       sub.close();
+      removeIpcDirs(send, recv);
     },
   };
   closers.push(() => front.close());
   return front;
 }
 
-/** Kills every child still running (SIGKILL), closes fake fronts, removes temp dirs. For after(). */
+/** A real Mongrel2 whose route sends everything to one Handler, for services to connect to. */
+export interface Mongrel2Front {
+  readonly m2: Mongrel2;
+  /** For `--send`. */
+  readonly send: string;
+  /** For `--recv`. */
+  readonly recv: string;
+  /** The Handler's send_ident: the SENDER of every request. */
+  readonly sender: string;
+  /** `http://127.0.0.1:PORT` */
+  readonly base: string;
+}
+
+/** Starts a real Mongrel2 with one Handler on `route` (default '/'); stopped by {@link stopAll}. */
+export async function mongrel2Front(options: { route?: string; protocol?: HeaderEncoding; sender?: string } = {}): Promise<Mongrel2Front> {
+  const send = ipcEndpoint('send');
+  const recv = ipcEndpoint('recv');
+  const sender = options.sender ?? '54c9a8d7-0000-4000-8000-0000mongrel2';
+  const m2 = await startMongrel2({ handlers: [{ route: options.route ?? '/', sendSpec: send, sendIdent: sender, recvSpec: recv, protocol: options.protocol ?? 'json' }] });
+  fronts.push(m2);
+  closers.push(() => removeIpcDirs(send, recv));
+  return { m2, send, recv, sender, base: `http://127.0.0.1:${m2.port}` };
+}
+
+/** A fresh ipc:// endpoint whose directory {@link stopAll} removes. */
+export function endpoint(name: string): string {
+  const spec = ipcEndpoint(name);
+  closers.push(() => removeIpcDirs(spec));
+  return spec;
+}
+
+/** ipcEndpoint() makes a directory per endpoint. */
+function removeIpcDirs(...specs: string[]): void {
+  for (const spec of specs) rmSync(dirname(spec.slice('ipc://'.length)), { recursive: true, force: true });
+}
+
+/** Kills every child still running (SIGKILL), closes fake fronts, stops Mongrel2 fronts, removes temp dirs. For after(). */
 export async function stopAll(): Promise<void> {
   const exits = [...children].map(
     (child) =>
@@ -336,6 +433,10 @@ export async function stopAll(): Promise<void> {
       }),
   );
   await Promise.all(exits);
+  for (const m2 of fronts.splice(0)) {
+    await m2.stop();
+    m2.cleanup();
+  }
   for (const close of closers.splice(0)) close();
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
