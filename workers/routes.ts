@@ -4,6 +4,7 @@
  * a thread hop) and in the worker threads (to find the function to run).
  */
 import type { HeaderMap } from '../protocol/m2-request.js';
+import type { RouteResponse } from '../protocol/route-result.js';
 
 /** The request a route handler receives. Plain data, cloned into the worker thread. */
 export interface ServiceRequest {
@@ -22,13 +23,8 @@ export interface ServiceRequest {
   signal: AbortSignal;
 }
 
-/** A full response. Any other object a handler returns is sent as JSON. */
-export interface ServiceResponse {
-  status: number;
-  headers?: Record<string, string | number | readonly string[]>;
-  /** A string, bytes, or any JSON-able value. */
-  body?: unknown;
-}
+/** A full response `{ status, headers?, body? }`. Any other object a handler returns is sent as JSON. */
+export type ServiceResponse = RouteResponse;
 
 /**
  * What a handler may return (or resolve to): a string (text/plain), bytes
