@@ -7,7 +7,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readlinkSync, readdirSync, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readlinkSync, readdirSync, realpathSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -28,8 +28,8 @@ let lastServe: Promise<void> = Promise.resolve();
 interface RawResponse { status: number; head: string; body: Buffer; all: Buffer }
 
 /** Sends `target` byte for byte (latin1) and reads until the server closes (Connection: close). */
-async function raw(target: string, method = 'GET', headers = ''): Promise<RawResponse> {
-  const sock = connect(port, '127.0.0.1');
+async function raw(target: string, method = 'GET', headers = '', to = port): Promise<RawResponse> {
+  const sock = connect(to, '127.0.0.1');
   const chunks: Buffer[] = [];
   sock.on('data', (c: Buffer) => chunks.push(c));
   sock.write(Buffer.from(`${method} ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${headers}\r\n`, 'latin1'));
@@ -47,8 +47,8 @@ function header(r: RawResponse, name: string): string | undefined {
   return line?.slice(name.length + 1).trim();
 }
 
-async function get(path: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'POST' = 'GET') {
-  const r = await request(`http://127.0.0.1:${port}${path}`, { dispatcher: agent, method, headers });
+async function get(path: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'POST' = 'GET', to = port) {
+  const r = await request(`http://127.0.0.1:${to}${path}`, { dispatcher: agent, method, headers });
   const body = Buffer.from(await r.body.arrayBuffer());
   return { status: r.statusCode, headers: r.headers, body };
 }
@@ -311,6 +311,211 @@ describe('containment: nothing outside the base is ever served', () => {
       const r = await raw(`/static/${abs}`);
       assert.equal(r.status, 404, abs);
       assert.ok(!r.all.includes(SECRET));
+    }
+  });
+});
+
+describe('file-record cache (cache_ttl, §7)', () => {
+  const OLD = new Date('2021-03-04T05:06:07.250Z');
+  const OTHER = new Date('2022-03-04T05:06:07.500Z');
+  // Ahead of real time, so every file here has "settled" timestamps and its bytes may be
+  // cached; tests move it on to age records past cache_ttl.
+  let clock = Date.now() + 60_000;
+  const now = (): number => clock;
+  // Real time, for the one test about files written moments ago.
+  let freshClock = 0;
+  let cport: number;
+  let cserver: Server;
+  let dir: string;
+  const targets = new Map<string, DirTarget>();
+  const stats = (prefix: string) => targets.get(prefix)!.cacheStats;
+  const fetch = (path: string, method: 'GET' | 'HEAD' = 'GET') => get(path, {}, method, cport);
+  const write = (rel: string, data: string | Buffer, mtime = OLD): void => {
+    writeFileSync(join(dir, rel), data);
+    utimesSync(join(dir, rel), mtime, mtime);
+  };
+
+  before(async () => {
+    dir = join(root, 'cache');
+    for (const d of ['pub/d', 'pub/x', 'outside', 'pub60/big', 'outside60', 'pubE', 'pubR']) mkdirSync(join(dir, d), { recursive: true });
+    write('pub/f.txt', 'one');
+    write('pub/gone.txt', 'soon gone');
+    write('pub/x/y.txt', 'why');
+    write('pub/d/inner.txt', 'inside');
+    write('outside/inner.txt', SECRET);
+    write('pub60/m.txt', 'memory');
+    write('pub60/big/large.bin', Buffer.alloc(100 * 1024, 0x62));
+    write('outside60/large.bin', Buffer.concat([Buffer.from(SECRET), Buffer.alloc(100 * 1024 - SECRET.length, 0x63)]));
+    for (let i = 1; i <= 6; i++) write(`pubE/e${i}.txt`, Buffer.alloc(1000, 0x30 + i));
+    write('pubE/five-k.txt', Buffer.alloc(5000, 0x35));
+
+    const base: ConfigDir = { kind: 'dir', base: '', indexFile: 'index.html', defaultCtype: 'text/plain', cacheTtl: 0 };
+    targets.set('/c0/', new DirTarget({ ...base, base: 'cache/pub/' }, { cwd: root, now }));
+    targets.set('/c60/', new DirTarget({ ...base, base: 'cache/pub60/', cacheTtl: 60 }, { cwd: root, now }));
+    targets.set('/e3/', new DirTarget({ ...base, base: 'cache/pubE/' }, { cwd: root, now, cache: { maxEntries: 3 } }));
+    targets.set('/r/', new DirTarget({ ...base, base: 'cache/pubR/' }, { cwd: root, now: () => freshClock }));
+    targets.set('/eb/', new DirTarget({ ...base, base: 'cache/pubE/' }, { cwd: root, now, cache: { maxBytes: 3000 } }));
+    cserver = createServer((req, res) => {
+      const path = req.url ?? '/';
+      const prefix = `/${path.split('/')[1] ?? ''}/`;
+      const target = targets.get(prefix);
+      if (target) void target.serve(req, res, prefix, path);
+      else res.writeHead(500).end();
+    });
+    cserver.listen(0, '127.0.0.1');
+    await once(cserver, 'listening');
+    cport = (cserver.address() as AddressInfo).port;
+  });
+
+  after(async () => {
+    cserver.closeAllConnections();
+    cserver.close();
+    await once(cserver, 'close');
+  });
+
+  test('cache_ttl=0: a record is reused only after a matching lstat; a modified file is served fresh', async () => {
+    assert.equal((await fetch('/c0/f.txt')).body.toString(), 'one');
+    const s1 = stats('/c0/');
+    assert.equal((await fetch('/c0/f.txt')).body.toString(), 'one');
+    const s2 = stats('/c0/');
+    assert.equal(s2.hits, s1.hits + 1, 'answered from the record');
+    assert.equal(s2.lookups, s1.lookups, 'no realpath/open for an unchanged file');
+    assert.ok(s2.revalidations > s1.revalidations, 'but an lstat checked it');
+
+    write('pub/f.txt', 'three'); // new size, same mtime as before
+    assert.equal((await fetch('/c0/f.txt')).body.toString(), 'three');
+    write('pub/f.txt', 'tres!', OTHER); // same size, another mtime
+    const changed = await fetch('/c0/f.txt');
+    assert.equal(changed.body.toString(), 'tres!');
+    assert.equal(changed.headers.etag, `"${OTHER.getTime().toString(16)}-5"`);
+    assert.equal(stats('/c0/').lookups, s2.lookups + 2, 'each change took the full lookup');
+  });
+
+  test('cache_ttl=0: a deleted file becomes 404, and 404s are never cached', async () => {
+    assert.equal((await fetch('/c0/gone.txt')).status, 200);
+    assert.equal((await fetch('/c0/gone.txt')).body.toString(), 'soon gone');
+    const before = stats('/c0/');
+    unlinkSync(join(dir, 'pub/gone.txt'));
+    for (let i = 1; i <= 2; i++) {
+      const r = await fetch('/c0/gone.txt');
+      assert.equal(r.status, 404);
+      assert.equal(r.body.toString(), 'Not Found');
+      assert.equal(stats('/c0/').lookups, before.lookups + i, 'every 404 is a full lookup');
+    }
+    assert.equal(stats('/c0/').entries, before.entries - 1, 'the record is gone');
+  });
+
+  test('cache_ttl=0: a directory on the path that became a file (lstat fails with ENOTDIR) → 404', async () => {
+    assert.equal((await fetch('/c0/x/y.txt')).body.toString(), 'why');
+    assert.equal((await fetch('/c0/x/y.txt')).body.toString(), 'why');
+    rmSync(join(dir, 'pub/x'), { recursive: true });
+    write('pub/x', 'now a file');
+    const r = await fetch('/c0/x/y.txt');
+    assert.equal(r.status, 404);
+    assert.equal(r.body.toString(), 'Not Found');
+  });
+
+  test('records are keyed by the decoded, checked path; traversal still 404s with a warm cache', async () => {
+    assert.equal((await fetch('/c0/d/inner.txt')).body.toString(), 'inside');
+    const before = stats('/c0/');
+    assert.equal((await fetch('/c0/d/%69nner.txt')).body.toString(), 'inside');
+    assert.equal((await fetch('/c0/./d//inner.txt')).body.toString(), 'inside');
+    assert.equal(stats('/c0/').lookups, before.lookups, 'other spellings share the record');
+    for (const target of ['/c0/../outside/inner.txt', '/c0/d/../../outside/inner.txt', '/c0/%2e%2e/outside/inner.txt', '/c0/d%2finner.txt']) {
+      const r = await raw(target, 'GET', '', cport);
+      assert.equal(r.status, 404, target);
+      assert.ok(!r.all.includes(SECRET), target);
+    }
+  });
+
+  test('cache_ttl=0: a directory swapped for a symlink out of the base after caching → 404, not the outside bytes', async () => {
+    assert.equal((await fetch('/c0/d/inner.txt')).body.toString(), 'inside');
+    renameSync(join(dir, 'pub/d'), join(dir, 'pub/d-old'));
+    symlinkSync('../outside', join(dir, 'pub/d'));
+    const r = await raw('/c0/d/inner.txt', 'GET', '', cport);
+    assert.equal(r.status, 404);
+    assert.ok(!r.all.includes(SECRET), 'secret bytes leaked');
+  });
+
+  test('cache_ttl>0: an unchanged record answers from memory, with no file-system call, until the TTL runs out', async () => {
+    assert.equal((await fetch('/c60/m.txt')).body.toString(), 'memory');
+    const s1 = stats('/c60/');
+    const again = await fetch('/c60/m.txt');
+    assert.equal(again.body.toString(), 'memory');
+    assert.equal(again.headers['content-type'], 'text/plain');
+    const s2 = stats('/c60/');
+    assert.equal(s2.hits, s1.hits + 1);
+    assert.equal(s2.lookups, s1.lookups);
+    assert.equal(s2.revalidations, s1.revalidations, 'not even an lstat');
+    // Proof that the file system is not consulted: the file is gone, the record still answers.
+    unlinkSync(join(dir, 'pub60/m.txt'));
+    clock += 59_000;
+    assert.equal((await fetch('/c60/m.txt')).body.toString(), 'memory');
+    assert.equal((await fetch('/c60/m.txt', 'HEAD')).status, 200);
+    clock += 2_000; // 61 s after the record was made: lstat again, which finds nothing
+    const expired = await fetch('/c60/m.txt');
+    assert.equal(expired.status, 404);
+    assert.equal(stats('/c60/').revalidations, s2.revalidations + 1);
+  });
+
+  test('cache_ttl>0: a large (body-less) record reopens and compares the file, so a symlink swap serves nothing from outside', async () => {
+    const first = await fetch('/c60/big/large.bin');
+    assert.equal(first.status, 200);
+    assert.equal(first.body.length, 100 * 1024);
+    assert.ok(first.body.every((b) => b === 0x62));
+    const s1 = stats('/c60/');
+    assert.equal((await fetch('/c60/big/large.bin')).body.length, 100 * 1024);
+    assert.equal(stats('/c60/').lookups, s1.lookups, 'served from the record (reopened by its real path)');
+    renameSync(join(dir, 'pub60/big'), join(dir, 'pub60/big-old'));
+    symlinkSync('../outside60', join(dir, 'pub60/big'));
+    const r = await raw('/c60/big/large.bin', 'GET', '', cport);
+    assert.equal(r.status, 404);
+    assert.ok(!r.all.includes(SECRET), 'secret bytes leaked');
+  });
+
+  test('the bytes of a file written moments ago are not kept until its timestamps have settled', async () => {
+    writeFileSync(join(dir, 'pubR/new.txt'), 'fresh bytes');
+    freshClock = Date.now();
+    assert.equal((await fetch('/r/new.txt')).body.toString(), 'fresh bytes');
+    const s1 = stats('/r/');
+    assert.equal(s1.entries, 1, 'the record is kept');
+    assert.equal((await fetch('/r/new.txt')).body.toString(), 'fresh bytes');
+    assert.equal(stats('/r/').bytes, s1.bytes, 'but not its body: a same-tick rewrite would not move mtime');
+    freshClock += 3_000;
+    assert.equal((await fetch('/r/new.txt')).body.toString(), 'fresh bytes');
+    assert.equal(stats('/r/').bytes, s1.bytes + 'fresh bytes'.length, 'read again once settled, and kept');
+    assert.equal(stats('/r/').lookups, s1.lookups);
+  });
+
+  test('eviction: at most maxEntries records, least recently used out first', async () => {
+    const lookups = (): number => stats('/e3/').lookups;
+    for (const n of [1, 2, 3]) assert.equal((await fetch(`/e3/e${n}.txt`)).status, 200);
+    assert.equal(stats('/e3/').entries, 3);
+    const l0 = lookups();
+    await fetch('/e3/e1.txt'); // e1 is now the most recently used; e2 the least
+    assert.equal(lookups(), l0);
+    await fetch('/e3/e4.txt');
+    assert.equal(stats('/e3/').entries, 3);
+    assert.equal(stats('/e3/').evictions, 1);
+    await fetch('/e3/e1.txt');
+    assert.equal(lookups(), l0 + 1, 'e1 survived');
+    const e2 = await fetch('/e3/e2.txt');
+    assert.ok(e2.body.equals(Buffer.alloc(1000, 0x32)));
+    assert.equal(lookups(), l0 + 2, 'e2 was evicted');
+  });
+
+  test('eviction: the bytes held never exceed maxBytes; a file larger than that is still served whole', async () => {
+    for (let n = 1; n <= 6; n++) {
+      const r = await fetch(`/eb/e${n}.txt`);
+      assert.ok(r.body.equals(Buffer.alloc(1000, 0x30 + n)), `e${n}`);
+      assert.ok(stats('/eb/').bytes <= 3000, `bytes ${stats('/eb/').bytes} after e${n}`);
+    }
+    assert.ok(stats('/eb/').entries < 6);
+    assert.ok(stats('/eb/').evictions > 0);
+    for (let i = 0; i < 2; i++) {
+      const big = await fetch('/eb/five-k.txt');
+      assert.ok(big.body.equals(Buffer.alloc(5000, 0x35)));
+      assert.ok(stats('/eb/').bytes <= 3000);
     }
   });
 });
