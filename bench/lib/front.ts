@@ -6,12 +6,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnPinned, type Spawned } from './proc.js';
 import { waitFile } from './ready.js';
+import { freePort } from '../../test/helpers/net.js';
 
 export const SERVER_UUID = 'b3c1a2d4-0000-4000-8000-0000000bench';
 export const HANDLER_IDENT = '0bench00-0000-4000-8000-000000handler';
@@ -19,17 +18,8 @@ export const HANDLER_IDENT = '0bench00-0000-4000-8000-000000handler';
 export const STATIC_NAME = 'small.txt';
 export const STATIC_BYTES = Buffer.from('m2gate static benchmark file. '.repeat(40).slice(0, 1023) + '\n');
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
-}
+/** The same helper the tests use to find a free loopback port. */
+export { freePort };
 
 export interface BenchConf {
   dir: string;
