@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { toResponseInit } from '../protocol/route-result.js';
-import { compileRoutes, lookupRoute, type CompiledRoute } from '../workers/routes.js';
+import { compileRoutes, lookupRoute, parseQuery, type CompiledRoute } from '../workers/routes.js';
 import type { CallInit, CallReply } from './service-call.js';
 
 export interface AppRequest {
@@ -70,17 +70,10 @@ export interface AppHost {
 
 const MAX_APP_BODY = 1024 * 1024;
 
-function parseQuery(url: string): Record<string, string | string[]> {
+const queryOf = (url: string): string => {
   const q = url.indexOf('?');
-  const query: Record<string, string | string[]> = {};
-  if (q < 0) return query;
-  for (const [key, value] of new URLSearchParams(url.slice(q + 1))) {
-    if (key === '__proto__' || key === 'constructor') continue;
-    const prev = query[key];
-    query[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
-  return query;
-}
+  return q < 0 ? '' : url.slice(q + 1);
+};
 
 export class AppRoutes {
   readonly #routes: CompiledRoute[];
@@ -138,7 +131,7 @@ export class AppRoutes {
         method,
         path,
         params: found.params!,
-        query: parseQuery(req.url ?? ''),
+        query: parseQuery(queryOf(req.url ?? '')),
         headers: req.headers,
         body: Buffer.concat(chunks, size),
         signal: controller.signal,

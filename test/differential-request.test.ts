@@ -10,12 +10,12 @@ import { connect, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Pull, Publisher } from 'zeromq';
+import type { Publisher } from 'zeromq';
 import { buildHeaders, type BuiltRequest } from '../gateway/m2-request-builder.js';
 import { checkRequest, type Rejection } from '../gateway/request-hygiene.js';
 import { encodeRequest, parseRequest, type HeaderEncoding, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
-import { ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+import { connectHandler, ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
 
 const PATTERN = '/handler';
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -41,16 +41,9 @@ async function rig(protocol: HeaderEncoding): Promise<Rig> {
     handlers: [{ route: PATTERN, sendSpec, sendIdent: sender, recvSpec, protocol }],
     settings: { 'limits.content_length': 1024, 'upload.temp_store': 'tmp/upload.XXXXXX' },
   });
-  const pull = new Pull();
-  const pub = new Publisher();
-  const pullReady = new Promise((resolve) => pull.events.on('handshake', resolve));
-  const pubReady = new Promise((resolve) => pub.events.on('handshake', resolve));
-  pull.connect(sendSpec);
-  pub.connect(recvSpec);
-  await Promise.all([pullReady, pubReady]);
+  const { pull, pub, close } = await connectHandler(sendSpec, recvSpec);
   cleanups.push(async () => {
-    pull.close();
-    pub.close();
+    close();
     await m2.stop();
     m2.cleanup();
   });

@@ -13,10 +13,10 @@ import { connect } from 'node:net';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Publisher, Pull } from 'zeromq';
+import type { Publisher } from 'zeromq';
 import { parseRequest, type HeaderEncoding, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
-import { ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+import { connectHandler, ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
 import { fakeHandler, handlerConf, startGateway, type FakeHandler, type GatewayRig } from './helpers/gateway.js';
 
 const PATTERN = '/handler';
@@ -46,15 +46,9 @@ async function mongrel2Rig(sender: string, protocol: HeaderEncoding): Promise<Mo
     handlers: [{ route: PATTERN, sendSpec, sendIdent: sender, recvSpec, protocol }],
     settings: { 'limits.content_length': LIMIT, 'upload.temp_store': 'tmp/upload.XXXXXX' },
   });
-  const pull = new Pull();
-  const pub = new Publisher();
-  const ready = [new Promise((r) => pull.events.on('handshake', r)), new Promise((r) => pub.events.on('handshake', r))];
-  pull.connect(sendSpec);
-  pub.connect(recvSpec);
-  await Promise.all(ready);
+  const { pull, pub, close } = await connectHandler(sendSpec, recvSpec);
   cleanups.push(async () => {
-    pull.close();
-    pub.close();
+    close();
     await m2.stop();
     m2.cleanup();
   });

@@ -7,7 +7,7 @@ import { Pull, Publisher } from 'zeromq';
 import { request, Agent } from 'undici';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
-import { ipcEndpoint, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+import { connectHandler, ipcEndpoint, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
 
 const agent = new Agent({ keepAliveTimeout: 100, keepAliveMaxTimeout: 100 });
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -29,16 +29,9 @@ async function rig(protocol: 'json' | 'tnetstring'): Promise<Rig> {
   const recvSpec = ipcEndpoint('recv');
   const sender = protocol === 'json' ? '9d7a1c2e-1111-4000-8000-0000000000aa' : '9d7a1c2e-2222-4000-8000-0000000000bb';
   const m2 = await startMongrel2({ handlers: [{ route: '/handler', sendSpec, sendIdent: sender, recvSpec, protocol }] });
-  const pull = new Pull();
-  const pub = new Publisher();
-  const pubReady = new Promise((resolve) => pub.events.on('handshake', resolve));
-  const pullReady = new Promise((resolve) => pull.events.on('handshake', resolve));
-  pull.connect(sendSpec);
-  pub.connect(recvSpec);
-  await Promise.all([pubReady, pullReady]);
+  const { pull, pub, close } = await connectHandler(sendSpec, recvSpec);
   cleanups.push(async () => {
-    pull.close();
-    pub.close();
+    close();
     await m2.stop();
     m2.cleanup();
   });

@@ -173,3 +173,20 @@ export function lookupRoute(routes: readonly CompiledRoute[], method: string, pa
   }
   return allow ? { allow: [...allow] } : {};
 }
+
+/**
+ * A query string (without `?`) as `req.query`: repeated keys become arrays,
+ * keys that could reach Object.prototype are skipped.
+ */
+export function parseQuery(raw: string): Record<string, string | string[]> {
+  const query: Record<string, string | string[]> = {};
+  if (raw === '') return query;
+  for (const [key, value] of new URLSearchParams(raw)) {
+    if (key === '__proto__' || key === 'constructor') continue;
+    const prev = query[key];
+    if (prev === undefined) query[key] = value;
+    else if (typeof prev === 'string') query[key] = [prev, value];
+    else prev.push(value);
+  }
+  return query;
+}

@@ -387,10 +387,6 @@ export class Service {
   #onFailure(p: Pending, err: unknown): void {
     this.#release(p);
     if (p.reply !== undefined || p.abandoned) return;
-    if ((err as Error).message === 'Task queue is at limit') {
-      this.stats.rejected503++;
-      return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
-    }
     // The worker thread died under this task (uncaught error, process.exit,
     // out of memory); piscina replaces the thread.
     const errorId = randomUUID();

@@ -9,7 +9,7 @@ import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { encodeReply } from '../protocol/m2-reply.js';
-import { routeEntries, type RouteEntry, type ServiceRequest } from './routes.js';
+import { parseQuery, routeEntries, type RouteEntry, type ServiceRequest } from './routes.js';
 import { textResponse, toHttpResponse } from './result.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
 
@@ -33,18 +33,6 @@ function routes(): Promise<RouteEntry[]> {
 
 const now = (): number => performance.timeOrigin + performance.now();
 
-function parseQuery(headers: RunTask['headers']): Record<string, string | string[]> {
-  const raw = headers.QUERY;
-  const query: Record<string, string | string[]> = {};
-  if (typeof raw !== 'string' || raw === '') return query;
-  for (const [key, value] of new URLSearchParams(raw)) {
-    if (key === '__proto__' || key === 'constructor') continue;
-    const prev = query[key];
-    query[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
-  return query;
-}
-
 async function runTask(task: RunTask): Promise<RunResult> {
   const startedAt = now();
   const base = { thread: threadId, startedAt };
@@ -65,7 +53,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
     method: task.method,
     path: task.path,
     params: task.params,
-    query: parseQuery(task.headers),
+    query: typeof task.headers.QUERY === 'string' ? parseQuery(task.headers.QUERY) : {},
     headers: task.headers,
     body: Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength),
     connId: task.connId,

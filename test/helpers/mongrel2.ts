@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, watch, writeFileSync, existsSync, readF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { Publisher, Pull } from 'zeromq';
 import { freePort } from './net.js';
 
 export interface HandlerSpec {
@@ -131,6 +132,28 @@ export async function startMongrel2(opts: Mongrel2Options = {}): Promise<Mongrel
       } catch {
         return '';
       }
+    },
+  };
+}
+
+/**
+ * Connects a handler's sockets to a front's endpoints, as every Mongrel2
+ * handler does (PULL to send_spec, PUB to recv_spec), and resolves once both
+ * have completed their handshake, so no reply is published into the void.
+ */
+export async function connectHandler(sendSpec: string, recvSpec: string): Promise<{ pull: Pull; pub: Publisher; close: () => void }> {
+  const pull = new Pull();
+  const pub = new Publisher();
+  const ready = [new Promise((resolve) => pull.events.on('handshake', resolve)), new Promise((resolve) => pub.events.on('handshake', resolve))];
+  pull.connect(sendSpec);
+  pub.connect(recvSpec);
+  await Promise.all(ready);
+  return {
+    pull,
+    pub,
+    close: () => {
+      pull.close();
+      pub.close();
     },
   };
 }
