@@ -23,8 +23,16 @@ Options (each also read from the environment variable shown):
   --port N              override the server's port (0: any free port)          M2GATE_PORT
   --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
+  --heartbeat-ms MS     link Handlers: heartbeat interval (default 1000)       M2GATE_HEARTBEAT_MS
+  --liveness N          link: silent intervals before a service is dead (3)    M2GATE_LIVENESS
+  --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
+  --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
   --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
   -h, --help            this text
+
+A Handler declared with transport='link' in the config is served over the
+m2gate link: the gateway binds a ROUTER on its send_spec and services join
+with 'm2gate service --connect SEND_SPEC' (protocol/m2gate-link.md).
 `;
 
 export const GATEWAY_OPTIONS = {
@@ -35,6 +43,10 @@ export const GATEWAY_OPTIONS = {
   port: { type: 'string' },
   'handler-timeout': { type: 'string' },
   'drain-timeout': { type: 'string' },
+  'heartbeat-ms': { type: 'string' },
+  liveness: { type: 'string' },
+  'link-queue': { type: 'string' },
+  'link-queue-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -72,6 +84,12 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
     logger,
     app: await loadApp(values),
     mongrel2: mongrel2Specs(values.mongrel2 as string | undefined),
+    link: {
+      heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
+      liveness: intFlag(values, 'liveness', 1),
+      maxQueue: intFlag(values, 'link-queue', 0),
+      queueTimeoutMs: intFlag(values, 'link-queue-timeout', 1),
+    },
   });
 }
 

@@ -6,16 +6,24 @@ import { intFlag, listFlag, parseWithEnv, UsageError } from './args.js';
 import { drainOnSignals } from './signals.js';
 
 export const SERVICE_HELP = `Usage: m2gate service [ROUTES_MODULE] --send SPEC --recv SPEC [options]
+       m2gate service [ROUTES_MODULE] --connect SPEC [options]
 
-Runs a Mongrel2 handler whose routes run on a pool of worker threads. It
-connects PULL to the front's send_spec and PUB to its recv_spec, like any
-Mongrel2 handler; the front is a real Mongrel2 or the m2gate gateway.
+Runs a Mongrel2 handler whose routes run on a pool of worker threads. With
+--send/--recv it connects PULL to the front's send_spec and PUB to its
+recv_spec, like any Mongrel2 handler; the front is a real Mongrel2 or the
+m2gate gateway. With --connect it joins an m2gate gateway over the m2gate
+link (a Handler with transport='link'; SPEC is its send_spec): credit-based
+dispatch, heartbeats, and no request lost when a service dies.
 Without ROUTES_MODULE it serves the built-in demo routes (/svc/hello,
 /svc/fib/:n, /svc/hash, /svc/slow).
 
 Options (each also read from the environment variable shown):
   --send SPEC           the front's send_spec, e.g. tcp://127.0.0.1:9997 (repeatable)   M2GATE_SEND
   --recv SPEC           the front's recv_spec, e.g. tcp://127.0.0.1:9996 (repeatable)   M2GATE_RECV
+  --connect SPEC        the gateway's link endpoint (a link Handler's send_spec)        M2GATE_CONNECT
+  --credit N            link: requests held at once (default 2 per worker thread)       M2GATE_CREDIT
+  --heartbeat-ms MS     link: heartbeat interval (default 1000)                         M2GATE_HEARTBEAT_MS
+  --liveness N          link: silent intervals before the gateway is lost (default 3)   M2GATE_LIVENESS
   --workers N           worker threads (default: number of cores)                      M2GATE_WORKERS
   --sender-id ID        names this process in logs (default: random UUID)              M2GATE_SENDER_ID
   --protocol P          json or tnetstring: the Handler's header encoding; both are
@@ -36,6 +44,10 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     {
       send: { type: 'string', multiple: true },
       recv: { type: 'string', multiple: true },
+      connect: { type: 'string' },
+      credit: { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      liveness: { type: 'string' },
       workers: { type: 'string' },
       'sender-id': { type: 'string' },
       protocol: { type: 'string' },
@@ -54,7 +66,9 @@ export async function serviceCommand(argv: string[]): Promise<void> {
   if (positionals.length > 1) throw new UsageError('at most one ROUTES_MODULE');
   const send = listFlag(values, 'send');
   const recv = listFlag(values, 'recv');
-  if (send.length === 0 || recv.length === 0) throw new UsageError('--send and --recv are required');
+  const connect = values.connect as string | undefined;
+  if (connect !== undefined && (send.length > 0 || recv.length > 0)) throw new UsageError('--connect (the m2gate link) cannot be combined with --send/--recv');
+  if (connect === undefined && (send.length === 0 || recv.length === 0)) throw new UsageError('--send and --recv are required (or --connect, for the m2gate link)');
   const protocol = values.protocol as string | undefined;
   if (protocol !== undefined && protocol !== 'json' && protocol !== 'tnetstring') {
     throw new UsageError(`--protocol must be json or tnetstring (got '${protocol}')`);
@@ -68,6 +82,10 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     routesModule: modulePath === undefined ? undefined : pathToFileURL(resolve(modulePath)).href,
     send,
     recv,
+    connect,
+    credit: intFlag(values, 'credit', 1),
+    heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
+    liveness: intFlag(values, 'liveness', 1),
     workers: intFlag(values, 'workers', 1),
     senderId: values['sender-id'] as string | undefined,
     expectEncoding: protocol,

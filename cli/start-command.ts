@@ -8,7 +8,8 @@ export const START_HELP = `Usage: m2gate start [--config FILE] [--services K] [-
 
 The all-in-one embedded default (what 'npm start' runs): the gateway on the
 configuration's port, plus K local 'm2gate service' processes with N worker
-threads each attached to every Handler of the configuration, restarted with
+threads each attached to every Handler of the configuration (over the m2gate
+link for Handlers with transport='link', else PUSH/SUB), restarted with
 backoff if one dies. Without --config it serves the mongrel2.conf shipped with
 m2gate: a page on http://127.0.0.1:6767/ and the demo service under /svc/.
 
@@ -23,6 +24,10 @@ Options (each also read from the environment variable shown):
   --port N              override the server's port                             M2GATE_PORT
   --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
+  --heartbeat-ms MS     link Handlers: heartbeat interval, both ends (1000)    M2GATE_HEARTBEAT_MS
+  --liveness N          link: silent intervals before a peer is dead (3)       M2GATE_LIVENESS
+  --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
+  --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
   --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
   -h, --help            this text
 `;
@@ -45,7 +50,11 @@ export async function startCommand(argv: string[]): Promise<void> {
 
   const supervisors: ServiceSupervisor[] = [];
   for (const pool of gateway.pools) {
-    const args = ['--send', pool.config.sendSpec, '--recv', pool.config.recvSpec, '--protocol', pool.config.protocol];
+    const { config } = pool;
+    const args = config.transport === 'link' ? ['--connect', config.sendSpec] : ['--send', config.sendSpec, '--recv', config.recvSpec];
+    args.push('--protocol', config.protocol);
+    // Both ends of a link must agree on when silence means death.
+    for (const flag of ['heartbeat-ms', 'liveness'] as const) if (values[flag] !== undefined) args.push(`--${flag}`, String(values[flag]));
     if (workers !== undefined) args.push('--workers', String(workers));
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
     if (values.routes !== undefined) args.unshift(String(values.routes));

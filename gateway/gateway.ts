@@ -17,7 +17,8 @@ import { Mongrel2Adapter } from './mongrel2-adapter.js';
 import { pino, type Logger } from 'pino';
 import { settingInt, type ConfigServer, type ConfigTarget, type Mongrel2Config } from '../protocol/mongrel2-conf.js';
 import { RouteTable } from './route-table.js';
-import { HandlerPool, nextConnId } from './handler-pool.js';
+import { HandlerPool, nextConnId, type HandlerTarget } from './handler-pool.js';
+import { LinkPool, type LinkOptions } from './link-pool.js';
 import { HttpRelay } from './http-relay.js';
 import { DirTarget } from './dir-target.js';
 import { ProxyTarget } from './proxy-target.js';
@@ -44,6 +45,8 @@ export interface GatewayOptions {
   mongrel2?: { sendSpec: string; recvSpec: string };
   /** An app module's default export (see defineApp): routes served in the gateway, matched first. */
   app?: unknown;
+  /** Heartbeats, queue bound and queue timeout of Handlers with transport='link'. */
+  link?: LinkOptions;
 }
 
 export interface GatewayStats {
@@ -59,7 +62,7 @@ export interface GatewayStats {
   asyncErrors: number;
 }
 
-type Target = { kind: 'handler'; pool: HandlerPool } | { kind: 'dir'; dir: DirTarget } | { kind: 'proxy'; proxy: ProxyTarget };
+type Target = { kind: 'handler'; pool: HandlerTarget } | { kind: 'dir'; dir: DirTarget } | { kind: 'proxy'; proxy: ProxyTarget };
 
 function plain(res: ServerResponse, status: number, message: string, extra: Record<string, string | number> = {}): void {
   if (res.headersSent) {
@@ -74,7 +77,7 @@ function plain(res: ServerResponse, status: number, message: string, extra: Reco
 export class Gateway {
   readonly log: Logger;
   readonly stats: GatewayStats = { requests: 0, rejected: 0, notFound: 0, unavailable: 0, timedOut: 0, tooLarge: 0, clientGone: 0, asyncReplies: 0, asyncDropped: 0, asyncErrors: 0 };
-  readonly pools: HandlerPool[] = [];
+  readonly pools: HandlerTarget[] = [];
   readonly #opts: GatewayOptions;
   readonly #table: RouteTable<Target>;
   readonly #proxies: ProxyTarget[] = [];
@@ -97,16 +100,19 @@ export class Gateway {
     // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
     this.#maxBody = settingInt(options.config, 'limits.content_length', 20_480);
     const targets = new Map<ConfigTarget, Target>();
-    const poolsBySpec = new Map<string, HandlerPool>();
+    const poolsBySpec = new Map<string, HandlerTarget>();
     const targetFor = (t: ConfigTarget): Target => {
       let target = targets.get(t);
       if (target) return target;
       if (t.kind === 'handler') {
         // Two Handlers with the same endpoints are one (§5.1).
-        const key = `${t.sendSpec} ${t.recvSpec}`;
+        const key = t.transport === 'link' ? t.sendSpec : `${t.sendSpec} ${t.recvSpec}`;
         let pool = poolsBySpec.get(key);
+        if (pool && pool.config.transport !== t.transport) {
+          throw new M2gateError(ERROR_CODES.CONFIG, `two Handlers on ${t.sendSpec} use different transports`);
+        }
         if (!pool) {
-          pool = new HandlerPool(t, this.log);
+          pool = t.transport === 'link' ? new LinkPool(t, this.log, options.link) : new HandlerPool(t, this.log);
           poolsBySpec.set(key, pool);
           this.pools.push(pool);
         }
@@ -239,7 +245,7 @@ export class Gateway {
     }
   }
 
-  #toHandler(req: IncomingMessage, res: ServerResponse, pool: HandlerPool, pattern: string): void {
+  #toHandler(req: IncomingMessage, res: ServerResponse, pool: HandlerTarget, pattern: string): void {
     if (!pool.hasPeers) {
       this.stats.unavailable++;
       return plain(res, 503, 'Service Unavailable', { 'Retry-After': 1 });
@@ -272,7 +278,7 @@ export class Gateway {
     });
   }
 
-  #send(req: IncomingMessage, res: ServerResponse, pool: HandlerPool, pattern: string, body: Buffer): void {
+  #send(req: IncomingMessage, res: ServerResponse, pool: HandlerTarget, pattern: string, body: Buffer): void {
     const connId = nextConnId();
     const { path, headers } = buildHeaders(req, { pattern, remoteAddr: req.socket.remoteAddress ?? '', scheme: 'http', encoding: pool.encoding });
     // An idle deadline: each reply message restarts it, so a long stream lives

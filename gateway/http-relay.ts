@@ -24,20 +24,28 @@ export class HttpRelay implements ReplySink {
   readonly #res: ServerResponse;
   readonly #parser: ResponseParser;
   readonly #events: RelayEvents;
-  readonly #head: boolean;
   #finished = false;
+  /** A parsed head not yet given to node:http: written with the first body bytes, the end, or
+   * at the end of the reply message that carried it. Until then a malformed rest of the same
+   * message can still become a clean 502 instead of a cut connection. */
+  #pendingHead: ParsedHead | undefined;
 
   constructor(res: ServerResponse, head: boolean, events: RelayEvents) {
     this.#res = res;
     this.#events = events;
-    this.#head = head;
     this.#parser = new ResponseParser(
       {
-        onHead: (h) => this.#writeHead(h),
+        onHead: (h) => {
+          this.#pendingHead = h;
+        },
         onBody: (chunk) => {
+          this.#flushHead();
           res.write(chunk);
         },
-        onEnd: () => this.#finish('complete'),
+        onEnd: () => {
+          this.#flushHead();
+          this.#finish('complete');
+        },
       },
       { expectNoBody: head },
     );
@@ -49,6 +57,13 @@ export class HttpRelay implements ReplySink {
 
   get headSent(): boolean {
     return this.#res.headersSent;
+  }
+
+  #flushHead(): void {
+    const head = this.#pendingHead;
+    if (head === undefined) return;
+    this.#pendingHead = undefined;
+    this.#writeHead(head);
   }
 
   #writeHead(head: ParsedHead): void {
@@ -65,11 +80,16 @@ export class HttpRelay implements ReplySink {
     this.#events.onActivity?.();
     try {
       this.#parser.push(body);
+      // A head alone in its message is handed to node:http now, so a streamed reply's head
+      // reaches the client without waiting for its body.
+      this.#flushHead();
     } catch {
-      // A HEAD response is complete at its head, but many handlers send the body anyway
-      // (Mongrel2 writes it raw, §4.3): drop it, as node:http drops a HEAD body, instead of
-      // cutting a connection whose response went out whole.
-      if (this.#head && this.#finished) return;
+      // Bytes after a complete response: a HEAD response is complete at its head but many
+      // handlers send the body anyway (Mongrel2 writes it raw, §4.3), and a handler that
+      // appends a second response is trying to answer a request it was not given. The
+      // response went out whole and node:http frames it, so drop the extra bytes instead of
+      // cutting it (its write may not even have left the socket yet).
+      if (this.#finished) return;
       this.#fail();
     }
   }
@@ -106,6 +126,11 @@ export class HttpRelay implements ReplySink {
     this.#finished = true;
     this.#res.end();
     this.#events.onDone(outcome);
+  }
+
+  /** The handler target gave up (service died, queue timed out). */
+  onFail(status: 502 | 503, message: string, headers: Record<string, string> = {}): void {
+    this.abort(status, message, headers);
   }
 
   /** The gateway gives up (timeout, shutdown): 504/503 if possible, else cut. */

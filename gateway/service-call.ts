@@ -7,7 +7,7 @@
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { ResponseParser } from '../protocol/http-response.js';
 import type { HeaderMap } from '../protocol/m2-request.js';
-import { nextConnId, type HandlerPool, type ReplySink } from './handler-pool.js';
+import { nextConnId, type HandlerTarget, type ReplySink } from './handler-pool.js';
 
 export interface CallInit {
   /** Defaults to GET, or POST when a body is given. */
@@ -31,7 +31,7 @@ export interface CallReply {
 }
 
 export interface CallTarget {
-  pool: HandlerPool;
+  pool: HandlerTarget;
   /** The route key that matched: the PATTERN header. */
   pattern: string;
 }
@@ -96,13 +96,21 @@ class CallSink implements ReplySink {
       this.settle(new M2gateError(ERROR_CODES.BAD_REPLY, `the handler closed before a complete reply: ${(err as Error).message}`, { statusCode: 502, cause: err }));
     }
   }
+
+  onFail(status: 502 | 503, message: string): void {
+    this.settle(
+      status === 503
+        ? new M2gateError(ERROR_CODES.NO_HANDLER, `no service could take the call in time: ${message}`, { statusCode: 503 })
+        : new M2gateError(ERROR_CODES.SERVICE_LOST, `the service died before answering: ${message}`, { statusCode: 502 }),
+    );
+  }
 }
 
 /**
  * Sends one request to `target.pool` and resolves with its reply.
  *
  * @throws M2gateError M2G_ERR_NO_HANDLER (503), M2G_ERR_CALL_TIMEOUT (504),
- *   M2G_ERR_CALL_ABORTED, M2G_ERR_BAD_REPLY (502).
+ *   M2G_ERR_CALL_ABORTED, M2G_ERR_BAD_REPLY (502), M2G_ERR_SERVICE_LOST (502).
  */
 export function serviceCall(target: CallTarget, url: string, init: CallInit, defaultTimeoutMs: number): Promise<CallReply> {
   const { pool, pattern } = target;

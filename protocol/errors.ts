@@ -25,6 +25,10 @@ export const ERROR_CODES = {
   CALL_ABORTED: 'M2G_ERR_CALL_ABORTED',
   /** The handler's reply was not a valid HTTP response (502). */
   BAD_REPLY: 'M2G_ERR_BAD_REPLY',
+  /** A message on the m2gate link does not follow protocol/m2gate-link.md. */
+  LINK: 'M2G_ERR_LINK',
+  /** The service holding the request died before answering it and it could not be retried (502). */
+  SERVICE_LOST: 'M2G_ERR_SERVICE_LOST',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];

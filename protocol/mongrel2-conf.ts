@@ -16,8 +16,12 @@ export interface ConfigHandler {
   recvIdent: string;
   protocol: 'json' | 'tnetstring';
   rawPayload: boolean;
-  /** Not an m2sh field (m2sh ignores it): kept when given as a string, for a later feature. */
-  transport?: string;
+  /**
+   * Not an m2sh field (m2sh ignores it, so the file still loads in Mongrel2):
+   * 'mongrel2' (PUSH/SUB, the default) or 'link' (the m2gate link, served by
+   * the gateway on send_spec; protocol/m2gate-link.md).
+   */
+  transport: 'mongrel2' | 'link';
 }
 export interface ConfigDir { kind: 'dir'; base: string; indexFile: string; defaultCtype: string; cacheTtl: number }
 export interface ConfigProxy { kind: 'proxy'; addr: string; port: number }
@@ -369,10 +373,13 @@ class Builder {
       kind: 'handler', sendSpec: this.#str(c, 'send_spec', true), sendIdent,
       recvSpec: this.#str(c, 'recv_spec', true), recvIdent: this.#str(c, 'recv_ident', true),
       protocol: protocol === 'tnetstring' ? 'tnetstring' : 'json', rawPayload: this.#num(c, 'raw_payload', 0) !== 0,
+      transport: 'mongrel2',
     };
-    const transport = c.params.get('transport');
-    const tv = transport === undefined ? undefined : this.#resolve(transport);
-    if (tv?.t === 'str') handler.transport = tv.value;
+    const transport = this.#str(c, 'transport', false);
+    if (transport !== undefined) {
+      if (transport !== 'mongrel2' && transport !== 'link') this.#fail(this.#posOf(c, 'transport'), `transport must be 'mongrel2' or 'link' (got '${transport}')`);
+      handler.transport = transport;
+    }
     return handler;
   }
 

@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { Gateway } from '../gateway/gateway.js';
-import type { HandlerPool } from '../gateway/handler-pool.js';
+import type { HandlerTarget } from '../gateway/handler-pool.js';
 import type { CallReply } from '../gateway/service-call.js';
 import type { M2gateError } from '../protocol/errors.js';
 import { findServer, parseConfig } from '../protocol/mongrel2-conf.js';
@@ -105,7 +105,7 @@ const port = await gateway.start();
 const base = `http://127.0.0.1:${port}`;
 const agent = new Agent({ keepAliveTimeout: 1000 });
 
-function poolFor(h: { sendSpec: string }): HandlerPool {
+function poolFor(h: { sendSpec: string }): HandlerTarget {
   const pool = gateway.pools.find((p) => p.config.sendSpec === h.sendSpec);
   if (!pool) throw new Error(`no pool for ${h.sendSpec}`);
   return pool;

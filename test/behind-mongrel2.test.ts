@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { Gateway } from '../gateway/gateway.js';
-import type { HandlerPool } from '../gateway/handler-pool.js';
+import type { HandlerTarget } from '../gateway/handler-pool.js';
 import { findServer, parseConfig } from '../protocol/mongrel2-conf.js';
 import { confText, fakeHandler, handlerConf, tempTree, RawClient, type FakeHandler, type RawResponse } from './helpers/gateway.js';
 import { ipcEndpoint, startMongrel2 } from './helpers/mongrel2.js';
@@ -66,7 +66,7 @@ const gateway = new Gateway({
 });
 assert.equal(await gateway.start(), 0, 'behind Mongrel2 the gateway listens on no HTTP port');
 
-function poolFor(h: { sendSpec: string }): HandlerPool {
+function poolFor(h: { sendSpec: string }): HandlerTarget {
   const pool = gateway.pools.find((p) => p.config.sendSpec === h.sendSpec);
   if (!pool) throw new Error(`no pool for ${h.sendSpec}`);
   return pool;

@@ -23,7 +23,7 @@ test('m2gate start: the page, /svc/hello, /svc/fib/20, /app/hello, /service/sync
   // No retries: wait until the service has connected (its own line) and the gateway's pool has
   // accepted it (the gateway's line); both processes write to the same stdout.
   await Promise.all([
-    p.waitFor((l) => l.msg === 'connected to the front', 'service connected to the front'),
+    p.waitFor((l) => l.msg === 'connected to the gateway', 'service connected to the gateway over the link'),
     p.waitFor((l) => l.msg === 'handler connected', 'gateway saw the service'),
   ]);
 
@@ -57,7 +57,7 @@ test('Ctrl-C (SIGINT to the whole process group) drains the gateway, then the se
   const p = spawnM2gate(['start', '--port', '0', '--workers', '1'], { detached: true });
   m2gate = p;
   await Promise.all([
-    p.waitFor((l) => l.msg === 'connected to the front', 'service connected to the front'),
+    p.waitFor((l) => l.msg === 'connected to the gateway', 'service connected to the gateway over the link'),
     p.waitFor((l) => l.msg === 'handler connected', 'gateway saw the service'),
   ]);
   // A terminal sends SIGINT to every process of the foreground group, services included.

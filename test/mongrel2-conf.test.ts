@@ -77,7 +77,7 @@ for (const [file, n, sendPort, sendIdent, protocol] of [
     assert.deepEqual(hosts[0]?.routes.map((r) => r.path), ['/handler', '/static/', '/proxy/']);
     assert.deepEqual(routeTargets(c), [
       { kind: 'handler', sendSpec: `tcp://127.0.0.1:${sendPort}`, sendIdent, recvSpec: `tcp://127.0.0.1:${sendPort - 1}`,
-        recvIdent: '', protocol, rawPayload: false },
+        recvIdent: '', protocol, rawPayload: false, transport: 'mongrel2' },
       { kind: 'dir', base: 'static/', indexFile: 'index.html', defaultCtype: 'text/plain', cacheTtl: 0 },
       { kind: 'proxy', addr: '127.0.0.1', port: 26800 },
     ]);
@@ -281,15 +281,19 @@ ${conf(`{'/a': h, '/b': Proxy(addr='x', port=1, addr='y'), '/a': Proxy(addr='z',
   assert.equal((firstTarget(v) as ConfigProxy).addr, 'second');
 });
 
-test('unknown parameters are ignored; a string `transport` on a Handler is kept', () => {
+test('unknown parameters are ignored; `transport` picks mongrel2 (the default) or link', () => {
   const c = parseConfig(conf(
-    "{'/h': Handler(send_spec='s', send_ident='i', recv_spec='r', recv_ident='', transport='ipc', colour=[1])}",
+    "{'/h': Handler(send_spec='s', send_ident='i', recv_spec='r', recv_ident='', transport='link', colour=[1])}",
     '', ', error_log_level=2, matching="(.*)", bogus={"a": Nope()}',
   ));
-  assert.equal((firstTarget(c) as ConfigHandler).transport, 'ipc');
+  assert.equal((firstTarget(c) as ConfigHandler).transport, 'link');
   assert.equal(Object.hasOwn(c.servers[0] ?? {}, 'matching'), false);
-  const numeric = parseConfig(conf("{'/h': Handler(send_spec='s', send_ident='i', recv_spec='r', recv_ident='', transport=1)}"));
-  assert.equal('transport' in (firstTarget(numeric) ?? {}), false);
+  const plain = parseConfig(conf("{'/h': Handler(send_spec='s', send_ident='i', recv_spec='r', recv_ident='')}"));
+  assert.equal((firstTarget(plain) as ConfigHandler).transport, 'mongrel2');
+  assert.throws(
+    () => parseConfig(conf("{'/h': Handler(send_spec='s', send_ident='i', recv_spec='r', recv_ident='', transport='ipc')}")),
+    /transport must be 'mongrel2' or 'link' \(got 'ipc'\)/,
+  );
 });
 
 test('nesting is bounded by MAX_NESTING_DEPTH with a clear error, even for huge inputs', () => {

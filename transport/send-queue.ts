@@ -4,9 +4,15 @@
  * FIFO drained by a single pump loop, so callers never await the socket.
  */
 
+/** One ZeroMQ message: a single frame or a multipart list. */
+export type Message = Buffer | Buffer[];
+
 export interface Writable {
-  send(message: Buffer): Promise<void>;
+  send(message: Message): Promise<void>;
 }
+
+/** Told when this one message could not be sent (a ROUTER peer that is gone, ...). */
+export type OnSendFailure = (err: unknown) => void;
 
 export interface SendQueueOptions {
   /** Most messages waiting; past it send() refuses. Defaults to 10,000. */
@@ -19,7 +25,9 @@ export class SendQueue {
   readonly #socket: Writable;
   readonly #maxQueued: number;
   readonly #onError: (err: unknown) => void;
-  #queue: Buffer[] = [];
+  #queue: Message[] = [];
+  /** Per-message failure callbacks, by queue index; most messages have none. */
+  #failures = new Map<number, OnSendFailure>();
   #head = 0;
   #pumping = false;
   #idle: Array<() => void> = [];
@@ -36,11 +44,12 @@ export class SendQueue {
   }
 
   /** Queues a message; returns false (and counts a drop) when the queue is full. */
-  send(message: Buffer): boolean {
+  send(message: Message, onFailure?: OnSendFailure): boolean {
     if (this.length >= this.#maxQueued) {
       this.dropped++;
       return false;
     }
+    if (onFailure !== undefined) this.#failures.set(this.#queue.length, onFailure);
     this.#queue.push(message);
     if (!this.#pumping) void this.#pump();
     return true;
@@ -55,21 +64,32 @@ export class SendQueue {
   async #pump(): Promise<void> {
     this.#pumping = true;
     while (this.#head < this.#queue.length) {
-      const message = this.#queue[this.#head]!;
+      const index = this.#head;
+      const message = this.#queue[index]!;
       this.#queue[this.#head++] = EMPTY;
+      let onFailure: OnSendFailure | undefined;
+      if (this.#failures.size > 0) {
+        onFailure = this.#failures.get(index);
+        this.#failures.delete(index);
+      }
       // Compact once the consumed prefix dominates, so the array does not grow forever.
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
+        const shifted = new Map<number, OnSendFailure>();
+        for (const [i, f] of this.#failures) shifted.set(i - this.#head, f);
+        this.#failures = shifted;
         this.#head = 0;
       }
       try {
         await this.#socket.send(message);
       } catch (err) {
         this.dropped++;
-        this.#onError(err);
+        if (onFailure) onFailure(err);
+        else this.#onError(err);
       }
     }
     this.#queue = [];
+    this.#failures.clear();
     this.#head = 0;
     this.#pumping = false;
     for (const resolve of this.#idle.splice(0)) resolve();

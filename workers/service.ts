@@ -16,12 +16,14 @@ import { performance } from 'node:perf_hooks';
 import { BroadcastChannel } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { Publisher, Pull, XPublisher } from 'zeromq';
+import { Publisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { SendQueue } from '../transport/send-queue.js';
+import type { Front } from './front.js';
+import { LinkFront } from './link-front.js';
+import { Mongrel2Front } from './mongrel2-front.js';
 import { compileRoutes, lookupRoute, type CompiledRoute } from './routes.js';
 import { textResponse } from './result.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
@@ -29,10 +31,18 @@ import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } fro
 export interface ServiceOptions {
   /** file: URL or path of the compiled routes module. Defaults to the built-in demo routes. */
   routesModule?: string;
-  /** The front's send_spec endpoints (PULL connects to each). */
-  send: string[];
-  /** The front's recv_spec endpoints (PUB connects to each). */
-  recv: string[];
+  /** The front's send_spec endpoints (PULL connects to each). Not with `connect`. */
+  send?: string[];
+  /** The front's recv_spec endpoints (PUB connects to each). Not with `connect`. */
+  recv?: string[];
+  /** The m2gate link instead: the gateway's ROUTER endpoint (a link Handler's send_spec). */
+  connect?: string;
+  /** Link: requests held at once, announced to the gateway. Defaults to 2 per thread. */
+  credit?: number;
+  /** Link heartbeat interval in ms. Defaults to 1,000. */
+  heartbeatMs?: number;
+  /** Link: silent heartbeat intervals before the gateway counts as lost. Defaults to 3. */
+  liveness?: number;
   /** Worker threads. Defaults to the number of cores. */
   workers?: number;
   /** Names this service process in its logs (the sender_id of classic Mongrel2 handlers). Defaults to a random UUID. */
@@ -81,6 +91,8 @@ interface Pending {
   abandoned: boolean;
   /** Counted in #live. */
   live?: boolean;
+  /** Used a link credit not yet returned. */
+  charged: boolean;
   timer?: NodeJS.Timeout;
   hardAbort?: NodeJS.Timeout;
 }
@@ -112,15 +124,18 @@ export class Service {
     ignored: 0,
   };
   readonly log: Logger;
-  readonly #opts: Required<Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding'>> & { routesModule: string; senderId: string };
+  readonly #opts: Required<Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv'>> & {
+    routesModule: string;
+    senderId: string;
+    send: string[];
+    recv: string[];
+    connect: string | undefined;
+  };
   readonly #expectEncoding: 'json' | 'tnetstring' | undefined;
   #warnedEncoding = false;
   #pool!: Piscina<WorkerTask, RunResult | DescribeResult>;
   #routes: CompiledRoute[] = [];
-  #pull!: Pull;
-  #pub!: XPublisher;
-  #watching: Promise<void> | undefined;
-  #out!: SendQueue;
+  #front!: Front;
   #channel!: BroadcastChannel;
   #flags!: Int32Array;
   #runningOn!: Int32Array;
@@ -132,16 +147,27 @@ export class Service {
   #inFlight = new Set<Pending>();
   #closing = false;
   #onIdle: (() => void) | undefined;
-  #reading: Promise<void> | undefined;
 
   constructor(options: ServiceOptions) {
     const workers = options.workers ?? availableParallelism();
     if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('workers must be a positive integer');
-    if (options.send.length === 0 || options.recv.length === 0) throw new Error('at least one send and one recv endpoint are needed');
+    const send = options.send ?? [];
+    const recv = options.recv ?? [];
+    if (options.connect !== undefined) {
+      if (send.length > 0 || recv.length > 0) throw new Error('connect (the m2gate link) and send/recv (Mongrel2) exclude each other');
+    } else if (send.length === 0 || recv.length === 0) {
+      throw new Error('at least one send and one recv endpoint are needed (or connect, for the m2gate link)');
+    }
+    const credit = options.credit ?? 2 * workers;
+    if (!(Number.isInteger(credit) && credit >= 1 && credit <= 999_999)) throw new Error('credit must be an integer from 1 to 999999');
     this.#opts = {
       routesModule: options.routesModule ?? defaultRoutesModule(),
-      send: options.send,
-      recv: options.recv,
+      send,
+      recv,
+      connect: options.connect,
+      credit,
+      heartbeatMs: options.heartbeatMs ?? 1000,
+      liveness: options.liveness ?? 3,
       workers,
       senderId: options.senderId ?? randomUUID(),
       timeoutMs: options.timeoutMs ?? 30_000,
@@ -172,7 +198,8 @@ export class Service {
    */
   async start(): Promise<void> {
     const { workers, maxQueue } = this.#opts;
-    checkEndpoints([...this.#opts.send, ...this.#opts.recv]);
+    const { send, recv, connect } = this.#opts;
+    checkEndpoints(connect === undefined ? [...send, ...recv] : [connect]);
     // Abandoned tasks keep their slot until piscina hands them back, so there
     // are twice as many slots as live tasks can ever need.
     const slots = 2 * (workers + maxQueue);
@@ -222,50 +249,33 @@ export class Service {
       throw new Error(`cannot load routes module ${this.#opts.routesModule}: ${why}`, { cause: err });
     }
 
-    this.#pull = new Pull();
-    this.#pub = new XPublisher({ linger: 2000 });
-    this.#out = new SendQueue(this.#pub, { onError: (err) => this.log.error({ err }, 'publish failed') });
-    // Replies published before the front's SUB subscription has reached us are
-    // dropped (the slow joiner, §5.1), so requests are pulled only once it has.
-    // The handshake event comes too early: with it, about 1 start in 200 lost
-    // its first reply (measured). An XPUB hands over each new subscription
-    // after it is in effect.
-    const replyPathUp = new Promise<void>((resolve) => {
-      this.#watching = this.#watchSubscriptions(resolve);
+    this.#front =
+      connect === undefined
+        ? new Mongrel2Front(send, recv, this.log)
+        : new LinkFront({
+            endpoint: connect,
+            credit: this.#opts.credit,
+            threads: workers,
+            name: this.#opts.senderId,
+            heartbeatMs: this.#opts.heartbeatMs,
+            liveness: this.#opts.liveness,
+            log: this.log,
+          });
+    this.#front.connect({
+      onMessage: (frame, charged) => this.#onMessage(frame, charged),
+      onLost: () => {
+        for (const key of [...this.#connections.keys()]) this.#abandon(key);
+      },
     });
-    for (const spec of this.#opts.recv) this.#pub.connect(spec);
-    void replyPathUp.then(() => {
-      if (this.#closing) return;
-      for (const spec of this.#opts.send) this.#pull.connect(spec);
-      this.log.info({ send: this.#opts.send, recv: this.#opts.recv, workers }, 'connected to the front');
-    });
-    this.#reading = this.#readLoop();
     this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, senderId: this.#opts.senderId }, 'service started');
   }
 
-  /** Reads the subscription messages the XPUB hands over (the queue would grow otherwise). */
-  async #watchSubscriptions(onSubscribed: () => void): Promise<void> {
-    try {
-      for await (const [message] of this.#pub) {
-        // 1 = subscribe, followed by the prefix (the Handler's recv_ident, §4.2).
-        if (message?.[0] === 1) onSubscribed();
-      }
-    } catch (err) {
-      if (!this.#closing) this.log.error({ err }, 'subscription watch failed');
-    }
+  #onMessage(frame: Buffer, charged: boolean): void {
+    if (!this.#accept(frame, charged) && charged) this.#front.giveBack(1);
   }
 
-  async #readLoop(): Promise<void> {
-    try {
-      for await (const [frame] of this.#pull) {
-        if (frame) this.#onMessage(frame);
-      }
-    } catch (err) {
-      if (!this.#closing) this.log.error({ err }, 'receive loop failed');
-    }
-  }
-
-  #onMessage(frame: Buffer): void {
+  /** Returns true when the message became a request that will be answered (and return its credit). */
+  #accept(frame: Buffer, charged: boolean): boolean {
     let req: M2Request;
     try {
       req = parseRequest(frame);
@@ -273,7 +283,7 @@ export class Service {
       this.stats.malformed++;
       const offset = err instanceof ProtocolError ? err.offset : undefined;
       this.log.warn({ err: (err as Error).message, offset, bytes: frame.length, malformed: this.stats.malformed }, 'malformed message skipped');
-      return;
+      return false;
     }
     if (this.#expectEncoding !== undefined && req.encoding !== this.#expectEncoding && !this.#warnedEncoding) {
       this.#warnedEncoding = true;
@@ -282,17 +292,17 @@ export class Service {
     switch (req.kind) {
       case 'disconnect':
         this.#abandon(`${req.sender}\0${req.connId}`);
-        return;
+        return false;
       case 'http':
       case 'upload-done':
         break;
       case 'upload-start':
         // The body arrives with upload-done (§3.4); answer that one.
-        return;
+        return false;
       default:
         this.stats.ignored++;
         this.log.debug({ kind: req.kind, connId: req.connId }, 'message kind not served');
-        return;
+        return false;
     }
     this.stats.received++;
     const key = `${req.sender}\0${req.connId}`;
@@ -307,15 +317,21 @@ export class Service {
       head: method === 'HEAD',
       enqueuedAt: now(),
       abandoned: false,
+      charged,
     };
     this.#inFlight.add(p);
     let queue = this.#connections.get(key);
     if (!queue) this.#connections.set(key, (queue = []));
     queue.push(p);
 
+    this.#route(p, method);
+    return true;
+  }
+
+  #route(p: Pending, method: string): void {
     if (this.#closing) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
-    if (req.kind === 'upload-done') return this.#answer(p, 413, 'Request Entity Too Large\n');
-    const found = lookupRoute(this.#routes, method, req.path);
+    if (p.req.kind === 'upload-done') return this.#answer(p, 413, 'Request Entity Too Large\n');
+    const found = lookupRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
     if (!found.route) {
       if (found.allow) return this.#answer(p, 405, 'Method Not Allowed\n', { Allow: found.allow.join(', ') });
@@ -459,10 +475,11 @@ export class Service {
     while (queue.length > 0 && queue[0]!.reply !== undefined) {
       const p = queue.shift()!;
       this.#settled(p);
-      this.#out.send(p.reply!);
+      this.#front.send(p.reply!, p.charged ? 1 : 0);
+      p.charged = false;
       this.stats.replied++;
       if (p.close) {
-        this.#out.send(encodeClose(p.req.sender, p.req.connId));
+        this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
         // Later pipelined requests on a closed connection can never be answered.
         for (const rest of queue.splice(0)) this.#drop(rest);
       }
@@ -471,6 +488,10 @@ export class Service {
   }
 
   #drop(p: Pending): void {
+    if (p.charged) {
+      p.charged = false;
+      this.#front.giveBack(1);
+    }
     p.abandoned = true;
     this.#unlive(p);
     this.#settled(p);
@@ -496,23 +517,13 @@ export class Service {
   async close(): Promise<boolean> {
     if (this.#closing) return true;
     this.#closing = true;
-    for (const spec of this.#opts.send) {
-      try {
-        this.#pull.disconnect(spec);
-      } catch {
-        // never connected
-      }
-    }
+    this.#front.stopTaking();
     const drained = await this.#waitIdle(this.#opts.drainTimeoutMs);
     for (const p of [...this.#inFlight]) {
       this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
       this.#abortTask(p);
     }
-    this.#pull.close();
-    await this.#reading;
-    await this.#out.flush();
-    this.#pub.close();
-    await this.#watching;
+    await this.#front.close();
     this.#channel.close();
     await this.#pool.destroy();
     this.log.info({ drained, stats: this.stats }, 'service stopped');

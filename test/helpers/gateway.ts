@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Publisher, Pull } from 'zeromq';
 import { Gateway } from '../../gateway/gateway.js';
-import type { HandlerPool } from '../../gateway/handler-pool.js';
+import type { HandlerTarget } from '../../gateway/handler-pool.js';
 import { findServer, parseConfig } from '../../protocol/mongrel2-conf.js';
 import { parseRequest, type HeaderEncoding, type M2Request } from '../../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../../protocol/m2-reply.js';
@@ -89,7 +89,7 @@ export interface GatewayRig {
   /** The config's directory: Dir bases are relative to it. */
   dir: string;
   /** The handler pool serving `route` (throws if none). */
-  pool(route: string): HandlerPool;
+  pool(route: string): HandlerTarget;
   /** A new raw connection to the gateway. */
   client(): Promise<RawClient>;
   close(): Promise<void>;
@@ -214,7 +214,7 @@ export interface FakeHandler {
  * derives from it, e.g. its 'handler connected' log line) and its PUB has finished the ZMTP
  * handshake.
  */
-export async function fakeHandler(h: HandlerConf, peerSeen: HandlerPool | (() => Promise<unknown>)): Promise<FakeHandler> {
+export async function fakeHandler(h: HandlerConf, peerSeen: HandlerTarget | (() => Promise<unknown>)): Promise<FakeHandler> {
   const pull = new Pull();
   const pub = new Publisher();
   const pubReady = new Promise((resolve) => pub.events.on('handshake', resolve));

@@ -1,0 +1,149 @@
+/**
+ * What every Handler target does with a reply message, whatever carried it
+ * (PUSH/SUB or the m2gate link): check it, then hand its body to the sink of
+ * each connection id it names (§4).
+ */
+import type { Logger } from 'pino';
+import { decodeControl, isCloseReply, parseReply } from '../protocol/m2-reply.js';
+
+/** Where the reply messages for one connection id go. */
+export interface ReplySink {
+  /** The body of one reply message addressed to this id (a view: consume it now or copy). */
+  onData(body: Buffer): void;
+  /** The empty "close" reply (§4.3). The sink is unregistered first. */
+  onClose(): void;
+  /**
+   * The target gives up on this request (its service died, the link queue
+   * timed out): answer `status` if nothing was sent yet, else cut the response.
+   * The sink is unregistered first.
+   */
+  onFail(status: 502 | 503, message: string, headers?: Record<string, string>): void;
+}
+
+export interface HandlerPoolStats {
+  sent: number;
+  replies: number;
+  unknownIds: number;
+  foreignSender: number;
+  malformedReplies: number;
+  controlReplies: number;
+}
+
+const RECENT_IDS = 4096;
+
+let lastConnId = 0;
+
+/** Connection ids are unique for the life of the process and never reused. */
+export function nextConnId(): number {
+  return ++lastConnId;
+}
+
+export class ReplyDispatch {
+  readonly stats: HandlerPoolStats = { sent: 0, replies: 0, unknownIds: 0, foreignSender: 0, malformedReplies: 0, controlReplies: 0 };
+  readonly #sendIdent: string;
+  readonly #log: Logger;
+  readonly #sinks = new Map<number, ReplySink>();
+  readonly #finished = new Set<number>();
+
+  constructor(sendIdent: string, log: Logger) {
+    this.#sendIdent = sendIdent;
+    this.#log = log;
+  }
+
+  get size(): number {
+    return this.#sinks.size;
+  }
+
+  register(connId: number, sink: ReplySink): void {
+    this.#sinks.set(connId, sink);
+  }
+
+  sink(connId: number): ReplySink | undefined {
+    return this.#sinks.get(connId);
+  }
+
+  /** The response is complete: a close message may still follow and is expected. */
+  release(connId: number): boolean {
+    if (!this.#sinks.delete(connId)) return false;
+    // A handler may follow a complete response with the close message (the m2gate
+    // service does after HTTP/1.0 and `Connection: close`, as Mongrel2 handlers do):
+    // remember recent ids so that close is expected, not counted as unknown.
+    this.#finished.add(connId);
+    if (this.#finished.size > RECENT_IDS) this.#finished.delete(this.#finished.values().next().value!);
+    return true;
+  }
+
+  /** Stops routing replies for `connId` without expecting anything more. */
+  forget(connId: number): boolean {
+    return this.#sinks.delete(connId);
+  }
+
+  /** Unregisters the sink, then tells it the target gave up. */
+  fail(connId: number, status: 502 | 503, message: string, headers?: Record<string, string>): void {
+    const sink = this.#sinks.get(connId);
+    if (!sink) return;
+    this.#sinks.delete(connId);
+    try {
+      sink.onFail(status, message, headers);
+    } catch (err) {
+      this.#log.error({ err, connId }, 'reply sink failed');
+    }
+  }
+
+  /**
+   * Delivers one reply message. `owns(id)` says whether the peer that sent it
+   * may answer that id (the link's rule; PUSH/SUB cannot tell peers apart).
+   * `onReplied(id)` is told of each id that got data or a close.
+   */
+  deliver(frame: Buffer, owns?: (id: number) => boolean, onReplied?: (id: number) => void): void {
+    let reply;
+    try {
+      reply = parseReply(frame);
+    } catch (err) {
+      this.stats.malformedReplies++;
+      this.#log.warn({ err: (err as Error).message, bytes: frame.length }, 'malformed reply dropped');
+      return;
+    }
+    if (reply.sender !== this.#sendIdent) {
+      this.stats.foreignSender++;
+      this.#log.warn({ sender: reply.sender, ids: reply.ids.length }, 'reply from a foreign sender ignored');
+      return;
+    }
+    let close = isCloseReply(reply);
+    if (reply.extended) {
+      // ctl keep-alive and credits (§4.7) have no meaning without Mongrel2's
+      // reaper and upload streaming; cancel closes the connection.
+      this.stats.controlReplies++;
+      let cancel = false;
+      try {
+        const { name, args } = decodeControl(reply.body);
+        cancel = name === 'ctl' && typeof args === 'object' && args !== null && !Array.isArray(args) && !Buffer.isBuffer(args) && 'cancel' in args;
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'malformed control reply dropped');
+      }
+      if (!cancel) return;
+      close = true;
+    }
+    this.stats.replies++;
+    for (const id of reply.ids) {
+      const sink = this.#sinks.get(id);
+      if (sink === undefined || (owns !== undefined && !owns(id))) {
+        if (!(close && sink === undefined && this.#finished.delete(id))) this.stats.unknownIds++;
+        continue;
+      }
+      onReplied?.(id);
+      // One connection's failure must not end the reply loop that serves all the others.
+      try {
+        if (close) {
+          this.#sinks.delete(id);
+          sink.onClose();
+        } else {
+          sink.onData(reply.body);
+        }
+      } catch (err) {
+        this.#sinks.delete(id);
+        this.#log.error({ err, connId: id }, 'reply sink failed');
+      }
+    }
+  }
+}

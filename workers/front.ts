@@ -1,0 +1,31 @@
+/**
+ * How a service talks to its front: Mongrel2's PUSH/SUB (mongrel2-front.ts,
+ * for a real Mongrel2 or any front that speaks it) or the m2gate link
+ * (link-front.ts). The service's request handling is the same for both.
+ */
+
+export interface FrontEvents {
+  /**
+   * One Mongrel2 message (a request or a disconnect notice). `charged` when
+   * the front counted it against the service's credit: the service owes one
+   * credit back, with its reply or through giveBack().
+   */
+  onMessage(frame: Buffer, charged: boolean): void;
+  /** The front forgot this service (link only): nothing it holds can be answered any more. */
+  onLost(): void;
+}
+
+export interface Front {
+  /** Connects and starts delivering messages. */
+  connect(events: FrontEvents): void;
+  /** Sends one reply message, returning `credit` credits with it. */
+  send(message: Buffer, credit: number): void;
+  /** Returns credits of requests that ended without a reply. */
+  giveBack(credit: number): void;
+  /** Stops taking new requests (the drain of a graceful stop); replies still go out. */
+  stopTaking(): void;
+  /** Flushes what is queued (bounded) and closes. */
+  close(): Promise<void>;
+  /** For the service's log lines. */
+  readonly describe: Record<string, unknown>;
+}

@@ -1,0 +1,200 @@
+/**
+ * The service's end of the m2gate link (protocol/m2gate-link.md): a DEALER
+ * connected to the gateway's ROUTER. It registers with READY, returns credit
+ * as requests end, heartbeats, and when the gateway is lost (BYE, the
+ * connection drops, or silence) starts over on a new socket with backoff, so a
+ * restarted gateway gets the service back without a restart.
+ */
+import { Dealer } from 'zeromq';
+import type { Logger } from 'pino';
+import { decodeLink, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
+import { SendQueue } from '../transport/send-queue.js';
+import type { Front, FrontEvents } from './front.js';
+
+export interface LinkFrontOptions {
+  /** The gateway's ROUTER endpoint: the Handler's send_spec. */
+  endpoint: string;
+  /** Requests the service may hold at once (announced in READY). */
+  credit: number;
+  threads: number;
+  /** Shown in the gateway's logs. */
+  name: string;
+  /** Defaults to 1,000 ms. */
+  heartbeatMs?: number;
+  /** Defaults to 3. */
+  liveness?: number;
+  log: Logger;
+}
+
+const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
+const BYE = encodeLink({ command: 'BYE' });
+const FIRST_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 5000;
+
+export class LinkFront implements Front {
+  readonly #opts: Required<Omit<LinkFrontOptions, 'log'>>;
+  readonly #log: Logger;
+  #events!: FrontEvents;
+  #socket: Dealer | undefined;
+  #out: SendQueue | undefined;
+  #owed = 0;
+  #creditScheduled = false;
+  #registered = false;
+  #lastHeard = 0;
+  #lastSent = 0;
+  #losses = 0;
+  #ticker: NodeJS.Timeout | undefined;
+  #reconnect: NodeJS.Timeout | undefined;
+  #leaving = false;
+  #closing = false;
+  #warned = false;
+
+  constructor(options: LinkFrontOptions) {
+    const { endpoint, credit, threads, name, heartbeatMs = 1000, liveness = 3 } = options;
+    this.#opts = { endpoint, credit, threads, name, heartbeatMs, liveness };
+    this.#log = options.log;
+  }
+
+  get describe(): Record<string, unknown> {
+    return { connect: this.#opts.endpoint, credit: this.#opts.credit };
+  }
+
+  /** True once the gateway has answered READY (and until it is lost). */
+  get registered(): boolean {
+    return this.#registered;
+  }
+
+  connect(events: FrontEvents): void {
+    this.#events = events;
+    this.#open();
+    this.#ticker = setInterval(() => this.#tick(), this.#opts.heartbeatMs);
+  }
+
+  #open(): void {
+    const socket = new Dealer({ linger: 1000, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+    socket.connect(this.#opts.endpoint);
+    socket.events.on('disconnect', () => {
+      if (socket === this.#socket) this.#lost('connection closed');
+    });
+    this.#socket = socket;
+    this.#out = new SendQueue(socket, { maxQueued: 100_000, onError: (err) => this.#log.error({ err }, 'link send failed') });
+    this.#registered = false;
+    this.#owed = 0;
+    // A service that is already leaving must not ask for work from a new gateway.
+    if (!this.#leaving) this.#write(encodeLink({ command: 'READY', credit: this.#opts.credit, threads: this.#opts.threads, name: this.#opts.name }));
+    void this.#read(socket);
+  }
+
+  async #read(socket: Dealer): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        if (socket !== this.#socket) return;
+        this.#onFrames(frames);
+      }
+    } catch (err) {
+      if (socket === this.#socket && !this.#closing) this.#log.error({ err }, 'link receive loop failed');
+    }
+  }
+
+  #onFrames(frames: Buffer[]): void {
+    let message: LinkMessage;
+    try {
+      message = decodeLink(frames);
+    } catch (err) {
+      if (!this.#warned) {
+        this.#warned = true;
+        this.#log.warn({ err: (err as Error).message }, 'malformed link message dropped (further ones are not logged)');
+      }
+      return;
+    }
+    this.#lastHeard = Date.now();
+    if (!this.#registered && message.command !== 'BYE') {
+      this.#registered = true;
+      this.#losses = 0;
+      this.#log.info({ connect: this.#opts.endpoint, credit: this.#opts.credit }, 'connected to the gateway');
+    }
+    switch (message.command) {
+      case 'REQUEST':
+        this.#events.onMessage(message.message, true);
+        return;
+      case 'DISCONNECT':
+        this.#events.onMessage(message.message, false);
+        return;
+      case 'HEARTBEAT':
+        return;
+      case 'BYE':
+        this.#lost('the gateway said BYE');
+        return;
+      default:
+        this.#log.warn({ command: message.command }, 'a service-only command from the gateway dropped');
+    }
+  }
+
+  #write(frames: Buffer[]): void {
+    this.#lastSent = Date.now();
+    this.#out?.send(frames);
+  }
+
+  send(message: Buffer, credit: number): void {
+    const back = credit + this.#owed;
+    this.#owed = 0;
+    this.#write(encodeLink({ command: 'REPLY', credit: back, message }));
+  }
+
+  giveBack(credit: number): void {
+    this.#owed += credit;
+    if (this.#creditScheduled) return;
+    this.#creditScheduled = true;
+    // Several requests often end in one turn (a client with pipelined requests
+    // goes away): one CREDIT message for all of them.
+    setImmediate(() => {
+      this.#creditScheduled = false;
+      if (this.#owed === 0) return;
+      const credit = this.#owed;
+      this.#owed = 0;
+      this.#write(encodeLink({ command: 'CREDIT', credit }));
+    });
+  }
+
+  #tick(): void {
+    if (!this.#registered || this.#socket === undefined) return;
+    const now = Date.now();
+    if (now - this.#lastHeard > this.#opts.heartbeatMs * this.#opts.liveness) this.#lost('heartbeats missed');
+    else if (now - this.#lastSent >= this.#opts.heartbeatMs) this.#write(HEARTBEAT);
+  }
+
+  /** The gateway no longer knows this service: drop everything, start over on a new socket. */
+  #lost(why: string): void {
+    if (this.#closing || this.#socket === undefined) return;
+    const old = this.#socket;
+    this.#socket = undefined;
+    this.#out = undefined;
+    this.#registered = false;
+    old.linger = 0;
+    old.close();
+    this.#events.onLost();
+    this.#owed = 0;
+    const delay = Math.min(FIRST_BACKOFF_MS * 2 ** this.#losses, MAX_BACKOFF_MS);
+    this.#losses++;
+    this.#log.warn({ why, reconnectInMs: delay }, 'lost the gateway');
+    this.#reconnect = setTimeout(() => this.#open(), delay);
+  }
+
+  stopTaking(): void {
+    this.#leaving = true;
+    if (this.#registered) this.#write(BYE);
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    clearInterval(this.#ticker);
+    clearTimeout(this.#reconnect);
+    const socket = this.#socket;
+    if (!socket) return;
+    if (this.#owed > 0) this.#write(encodeLink({ command: 'CREDIT', credit: this.#owed }));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#out!.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+    clearTimeout(timer);
+    socket.close();
+  }
+}
