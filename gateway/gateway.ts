@@ -85,6 +85,8 @@ export class Gateway {
   readonly #maxBody: number;
   readonly #timeoutMs: number;
   readonly #inFlight = new Set<ServerResponse>();
+  /** Each connection's latest response, so that a parse error is answered in order (clientError). */
+  readonly #lastResponse = new WeakMap<object, ServerResponse>();
   readonly #app: AppRoutes | undefined;
   readonly #hygiene: { maxHeaders: number };
   /** Service calls (ctx.call / ctx.send) still waiting for their reply: close() aborts them. */
@@ -154,12 +156,26 @@ export class Gateway {
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.stats.rejected++;
-      if (socket.writable && !socket.writableEnded) {
-        const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-        socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      } else {
-        socket.destroy();
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      const refuse = (): void => {
+        if (socket.writable && !socket.writableEnded) socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        else socket.destroy();
+      };
+      // A response may still belong to this connection: a raw answer written now would be read
+      // by the client as the answer to that earlier request (a desync). Answer in order.
+      const last = this.#lastResponse.get(socket);
+      if (last === undefined || last.destroyed || (last.req.complete && last.writableFinished)) return refuse();
+      if (!last.req.complete) {
+        // The error is in that request's own body (a bad chunk, or the body of a head we
+        // already refused): it gets one answer, never two.
+        if (!last.headersSent) plain(last, Number(status.slice(0, 3)), status.slice(4), { Connection: 'close' });
+        else if (!last.writableEnded) last.destroy();
+        else if (last.writableFinished) socket.end();
+        else last.once('finish', () => socket.end());
+        return;
       }
+      // A later pipelined request is malformed: the earlier answers go out first.
+      last.once('finish', refuse);
     });
   }
 
@@ -210,6 +226,7 @@ export class Gateway {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.stats.requests++;
+    this.#lastResponse.set(req.socket, res);
     this.#track(res);
     if (this.#closing) {
       this.stats.unavailable++;
