@@ -23,6 +23,9 @@ Options (each also read from the environment variable shown):
   --port N              override the server's port (0: any free port)          M2GATE_PORT
   --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
+  --headers-timeout MS  a client's request head must arrive within MS, else  M2GATE_HEADERS_TIMEOUT
+                        408 (default 10000)
+  --request-timeout MS  its whole request within MS, else 408 (default 60000) M2GATE_REQUEST_TIMEOUT
   --heartbeat-ms MS     link Handlers: heartbeat interval (default 1000)       M2GATE_HEARTBEAT_MS
   --liveness N          link: silent intervals before a service is dead (3)    M2GATE_LIVENESS
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
@@ -43,6 +46,8 @@ export const GATEWAY_OPTIONS = {
   port: { type: 'string' },
   'handler-timeout': { type: 'string' },
   'drain-timeout': { type: 'string' },
+  'headers-timeout': { type: 'string' },
+  'request-timeout': { type: 'string' },
   'heartbeat-ms': { type: 'string' },
   liveness: { type: 'string' },
   'link-queue': { type: 'string' },
@@ -81,6 +86,8 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
     port: intFlag(values, 'port', 0),
     handlerTimeoutMs: intFlag(values, 'handler-timeout', 1),
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
+    headersTimeoutMs: intFlag(values, 'headers-timeout', 1),
+    requestTimeoutMs: intFlag(values, 'request-timeout', 1),
     logger,
     app: await loadApp(values),
     mongrel2: mongrel2Specs(values.mongrel2 as string | undefined),

@@ -21,7 +21,7 @@ Options (each also read from the environment variable shown):
   --send SPEC           the front's send_spec, e.g. tcp://127.0.0.1:9997 (repeatable)   M2GATE_SEND
   --recv SPEC           the front's recv_spec, e.g. tcp://127.0.0.1:9996 (repeatable)   M2GATE_RECV
   --connect SPEC        the gateway's link endpoint (a link Handler's send_spec)        M2GATE_CONNECT
-  --credit N            link: requests held at once (default 2 per worker thread)       M2GATE_CREDIT
+  --credit N            link: requests held at once (default 4 per worker thread)       M2GATE_CREDIT
   --heartbeat-ms MS     link: heartbeat interval (default 1000)                         M2GATE_HEARTBEAT_MS
   --liveness N          link: silent intervals before the gateway is lost (default 3)   M2GATE_LIVENESS
   --workers N           worker threads (default: number of cores)                      M2GATE_WORKERS
@@ -32,6 +32,8 @@ Options (each also read from the environment variable shown):
   --max-queue N         requests waiting for a thread before 503 (default 128/thread,
                         at least 256)                                          M2GATE_MAX_QUEUE
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (default 10000)   M2GATE_DRAIN_TIMEOUT
+  --max-heap-mb N       heap limit per worker thread: a route over it gets 500 and
+                        its thread is replaced (default: Node's limit)          M2GATE_MAX_HEAP_MB
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
   -h, --help            this text
 `;
@@ -54,6 +56,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       timeout: { type: 'string' },
       'max-queue': { type: 'string' },
       'drain-timeout': { type: 'string' },
+      'max-heap-mb': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -92,6 +95,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     timeoutMs: intFlag(values, 'timeout', 1),
     maxQueue: intFlag(values, 'max-queue', 0),
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
+    maxHeapMb: intFlag(values, 'max-heap-mb', 16),
     logger,
   });
   try {

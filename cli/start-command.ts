@@ -19,6 +19,8 @@ Options (each also read from the environment variable shown):
   --services K          service processes per Handler (default 1; 0: none)     M2GATE_SERVICES
   --workers N           worker threads per service (default: cores)            M2GATE_WORKERS
   --routes MODULE       the services' routes module (default: the demo routes) M2GATE_ROUTES
+  --max-heap-mb N       heap limit per service worker thread (see m2gate      M2GATE_MAX_HEAP_MB
+                        service --help)
   --app MODULE          app routes served in the gateway (default: the demo    M2GATE_APP
                         app when neither --app nor --config is given)
   --port N              override the server's port                             M2GATE_PORT
@@ -35,7 +37,7 @@ Options (each also read from the environment variable shown):
 export async function startCommand(argv: string[]): Promise<void> {
   const { values } = parseWithEnv(
     argv,
-    { ...GATEWAY_OPTIONS, services: { type: 'string' }, workers: { type: 'string' }, routes: { type: 'string' } },
+    { ...GATEWAY_OPTIONS, services: { type: 'string' }, workers: { type: 'string' }, routes: { type: 'string' }, 'max-heap-mb': { type: 'string' } },
     false,
   );
   if (values.help) {
@@ -54,7 +56,8 @@ export async function startCommand(argv: string[]): Promise<void> {
     const args = config.transport === 'link' ? ['--connect', config.sendSpec] : ['--send', config.sendSpec, '--recv', config.recvSpec];
     args.push('--protocol', config.protocol);
     // Both ends of a link must agree on when silence means death.
-    for (const flag of ['heartbeat-ms', 'liveness'] as const) if (values[flag] !== undefined) args.push(`--${flag}`, String(values[flag]));
+    intFlag(values, 'max-heap-mb', 16);
+    for (const flag of ['heartbeat-ms', 'liveness', 'max-heap-mb'] as const) if (values[flag] !== undefined) args.push(`--${flag}`, String(values[flag]));
     if (workers !== undefined) args.push('--workers', String(workers));
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
     if (values.routes !== undefined) args.unshift(String(values.routes));

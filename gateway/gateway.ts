@@ -45,6 +45,10 @@ export interface GatewayOptions {
   mongrel2?: { sendSpec: string; recvSpec: string };
   /** An app module's default export (see defineApp): routes served in the gateway, matched first. */
   app?: unknown;
+  /** A client must send its whole request head within this many ms, else 408. Defaults to 10,000. */
+  headersTimeoutMs?: number;
+  /** ... and its whole request (head and body) within this many ms, else 408. Defaults to 60,000. */
+  requestTimeoutMs?: number;
   /** Heartbeats, queue bound and queue timeout of Handlers with transport='link'. */
   link?: LinkOptions;
 }
@@ -141,8 +145,10 @@ export class Gateway {
       {
         // Mongrel2 routes requests without Host to the default host (§3.2).
         requireHostHeader: false,
-        headersTimeout: 10_000,
-        requestTimeout: 60_000,
+        headersTimeout: options.headersTimeoutMs ?? 10_000,
+        requestTimeout: options.requestTimeoutMs ?? 60_000,
+        // node checks both deadlines on this tick (default 30 s): a short deadline needs a short tick.
+        connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(Math.min(options.headersTimeoutMs ?? 10_000, options.requestTimeoutMs ?? 60_000) / 4))),
         keepAliveTimeout: 5_000,
       },
       (req, res) => this.#onRequest(req, res),
