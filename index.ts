@@ -43,6 +43,9 @@ export {
   type ParseReplyOptions,
 } from './protocol/m2-reply.js';
 
+// The m2gate link's envelope (protocol/m2gate-link.md)
+export { decodeLink, encodeLink, LINK_VERSION, type LinkMessage, type LinkCommand } from './protocol/link-frames.js';
+
 // The HTTP response a handler writes
 export {
   buildResponse,
