@@ -21,7 +21,7 @@ Options (each also read from the environment variable shown):
   --send SPEC           the front's send_spec, e.g. tcp://127.0.0.1:9997 (repeatable)   M2GATE_SEND
   --recv SPEC           the front's recv_spec, e.g. tcp://127.0.0.1:9996 (repeatable)   M2GATE_RECV
   --connect SPEC        the gateway's link endpoint (a link Handler's send_spec)        M2GATE_CONNECT
-  --credit N            link: requests held at once (default 4 per worker thread)       M2GATE_CREDIT
+  --credit N            link: requests held at once (default 32 per worker thread)      M2GATE_CREDIT
   --heartbeat-ms MS     link: heartbeat interval (default 1000)                         M2GATE_HEARTBEAT_MS
   --liveness N          link: silent intervals before the gateway is lost (default 3)   M2GATE_LIVENESS
   --workers N           worker threads (default: number of cores)                      M2GATE_WORKERS

@@ -6,6 +6,7 @@
  * requests of a service that dies: a retry elsewhere when that is safe, 502
  * otherwise.
  */
+import { performance } from 'node:perf_hooks';
 import { Router } from 'zeromq';
 import type { Logger } from 'pino';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../protocol/m2-request.js';
@@ -56,8 +57,19 @@ interface Peer {
   inFlight: Set<Job>;
   lastHeard: number;
   lastSent: number;
+  /**
+   * Smoothed ms between completions while every thread was busy: the inverse
+   * of the service's throughput, so a slow or overloaded service shows it
+   * however much credit it announced. 0 until first measured.
+   */
+  msPerCompletion: number;
+  lastCompletion: number;
   /** Said BYE: no new requests, replies still relayed. */
   leaving: boolean;
+  /** Made once per peer: they run for every message. */
+  owns: (connId: number) => boolean;
+  onReplied: (connId: number) => void;
+  onSendFailure: (err: unknown) => void;
 }
 
 interface Job {
@@ -68,11 +80,14 @@ interface Job {
   /** A reply message arrived: bytes may have reached the client, so no retry. */
   replied: boolean;
   attempts: number;
-  queueTimer?: NodeJS.Timeout;
+  /** When it entered the gateway queue (performance.now()); -1 when not queued. */
+  queuedAt: number;
 }
 
 const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
 const BYE = encodeLink({ command: 'BYE' });
+// The frames every REQUEST starts with (encodeLink would build them per request).
+const [VERSION_FRAME, REQUEST_FRAME] = encodeLink({ command: 'REQUEST', message: Buffer.alloc(0) }) as [Buffer, Buffer];
 
 export class LinkPool implements HandlerTarget {
   readonly config: ConfigHandler;
@@ -91,6 +106,7 @@ export class LinkPool implements HandlerTarget {
   readonly #linkStats = { registered: 0, lost: 0, retried: 0, failed: 0, queueRejected: 0, malformedLink: 0 };
   #peerWaiters: Array<() => void> = [];
   #heartbeat: NodeJS.Timeout | undefined;
+  #queueSweep: NodeJS.Timeout | undefined;
   #reading: Promise<void> | undefined;
   #closed = false;
   #warnedVersion = false;
@@ -152,13 +168,17 @@ export class LinkPool implements HandlerTarget {
     this.#reading = this.#readLoop();
     this.#heartbeat = setInterval(() => this.#tick(), this.#heartbeatMs);
     this.#heartbeat.unref();
+    // One sweep instead of a timer per queued request (a timer each cost
+    // measurable CPU under load, when most requests wait for credit).
+    this.#queueSweep = setInterval(() => this.#expireQueued(), Math.max(10, Math.min(250, this.#queueTimeoutMs / 10)));
+    this.#queueSweep.unref();
   }
 
   send(fields: Omit<RequestFields, 'sender'>, sink: ReplySink): boolean {
     if (this.#closed || !this.hasPeers) return false;
     const message = encodeRequest({ ...fields, sender: this.config.sendIdent }, this.config.protocol);
     const method = fields.headers.METHOD;
-    const job: Job = { connId: fields.connId, message, method: typeof method === 'string' ? method : 'GET', peer: undefined, replied: false, attempts: 0 };
+    const job: Job = { connId: fields.connId, message, method: typeof method === 'string' ? method : 'GET', peer: undefined, replied: false, attempts: 0, queuedAt: -1 };
     const peer = this.#pick();
     if (peer === undefined && this.#queue.length >= this.#maxQueue) {
       this.#linkStats.queueRejected++;
@@ -192,23 +212,32 @@ export class LinkPool implements HandlerTarget {
     if (!job) return undefined;
     this.#jobs.delete(connId);
     job.peer?.inFlight.delete(job);
-    if (job.queueTimer !== undefined) {
-      clearTimeout(job.queueTimer);
+    if (job.queuedAt >= 0) {
+      job.queuedAt = -1;
       const at = this.#queue.indexOf(job);
       if (at >= 0) this.#queue.splice(at, 1);
     }
     return job;
   }
 
-  /** The service with credit and the fewest requests per thread. */
+  /**
+   * The service with credit that would finish one more request soonest: its
+   * requests in flight times its measured time per completion. Until a
+   * service has been measured, requests per thread stand in, so that
+   * new services fill their threads first.
+   */
   #pick(): Peer | undefined {
     let best: Peer | undefined;
+    let bestWait = Infinity;
     let bestLoad = Infinity;
     for (const peer of this.#peers.values()) {
       if (peer.credit <= 0 || peer.leaving) continue;
       const load = peer.inFlight.size / peer.threads;
-      if (load < bestLoad) {
+      // A free thread is always the soonest.
+      const wait = load < 1 || peer.msPerCompletion === 0 ? 0 : (peer.inFlight.size + 1) * peer.msPerCompletion;
+      if (wait < bestWait || (wait === bestWait && load < bestLoad)) {
         best = peer;
+        bestWait = wait;
         bestLoad = load;
       }
     }
@@ -220,18 +249,27 @@ export class LinkPool implements HandlerTarget {
     peer.inFlight.add(job);
     job.peer = peer;
     job.attempts++;
-    this.#sendTo(peer, encodeLink({ command: 'REQUEST', message: job.message }));
+    peer.lastSent = Date.now();
+    this.#out.send([peer.id, VERSION_FRAME, REQUEST_FRAME, job.message], peer.onSendFailure);
   }
 
   #enqueue(job: Job, first: boolean): void {
     job.peer = undefined;
+    // A retried request goes in front with the time of its retry.
+    if (job.queuedAt < 0) job.queuedAt = performance.now();
     if (first) this.#queue.unshift(job);
     else this.#queue.push(job);
-    job.queueTimer = setTimeout(() => {
+  }
+
+  /** 503 for requests that waited for credit longer than the queue timeout (the oldest are in front). */
+  #expireQueued(): void {
+    const limit = performance.now() - this.#queueTimeoutMs;
+    while (this.#queue.length > 0 && this.#queue[0]!.queuedAt <= limit) {
+      const job = this.#queue[0]!;
       this.#linkStats.queueRejected++;
       this.#finish(job.connId);
       this.#replies.fail(job.connId, 503, 'Service Unavailable', { 'Retry-After': this.#retryAfter });
-    }, this.#queueTimeoutMs);
+    }
   }
 
   /** Hands queued requests to services that have credit again. */
@@ -240,18 +278,14 @@ export class LinkPool implements HandlerTarget {
       const peer = this.#pick();
       if (!peer) return;
       const job = this.#queue.shift()!;
-      clearTimeout(job.queueTimer);
-      job.queueTimer = undefined;
+      job.queuedAt = -1;
       this.#dispatch(job, peer);
     }
   }
 
   #sendTo(peer: Peer, frames: Buffer[]): void {
     peer.lastSent = Date.now();
-    this.#out.send([peer.id, ...frames], (err) => {
-      // EHOSTUNREACH: the peer's connection is gone.
-      if (this.#peers.get(peer.key) === peer) this.#lose(peer, (err as { code?: string }).code ?? 'send failed');
-    });
+    this.#out.send([peer.id, ...frames], peer.onSendFailure);
   }
 
   async #readLoop(): Promise<void> {
@@ -291,14 +325,7 @@ export class LinkPool implements HandlerTarget {
     peer.lastHeard = Date.now();
     switch (message.command) {
       case 'REPLY':
-        this.#replies.deliver(
-          message.message,
-          (connId) => this.#jobs.get(connId)?.peer === peer,
-          (connId) => {
-            const job = this.#jobs.get(connId);
-            if (job) job.replied = true;
-          },
-        );
+        this.#replies.deliver(message.message, peer.owns, peer.onReplied);
         this.#credit(peer, message.credit);
         return;
       case 'CREDIT':
@@ -319,7 +346,29 @@ export class LinkPool implements HandlerTarget {
 
   #register(id: Buffer, key: string, credit: number, threads: number, name: string): void {
     const now = Date.now();
-    const peer: Peer = { id, key, name, threads, credit, inFlight: new Set(), lastHeard: now, lastSent: now, leaving: false };
+    const peer: Peer = {
+      id,
+      key,
+      name,
+      threads,
+      credit,
+      inFlight: new Set(),
+      lastHeard: now,
+      lastSent: now,
+      msPerCompletion: 0,
+      lastCompletion: 0,
+      leaving: false,
+      // The link's rule: only the service holding a request may answer it.
+      owns: (connId) => this.#jobs.get(connId)?.peer === peer,
+      onReplied: (connId) => {
+        const job = this.#jobs.get(connId);
+        if (job) job.replied = true;
+      },
+      onSendFailure: (err) => {
+        // EHOSTUNREACH: the peer's connection is gone.
+        this.#lose(peer, (err as { code?: string }).code ?? 'send failed');
+      },
+    };
     this.#peers.set(key, peer);
     this.#linkStats.registered++;
     // The answer tells the service it is registered.
@@ -331,6 +380,13 @@ export class LinkPool implements HandlerTarget {
 
   #credit(peer: Peer, n: number): void {
     if (n === 0) return;
+    const now = performance.now();
+    // Only intervals in which every thread was busy measure the service's speed.
+    if (peer.inFlight.size + n >= peer.threads && peer.lastCompletion > 0) {
+      const sample = (now - peer.lastCompletion) / n;
+      peer.msPerCompletion = peer.msPerCompletion === 0 ? sample : peer.msPerCompletion * 0.9 + sample * 0.1;
+    }
+    peer.lastCompletion = now;
     peer.credit += n;
     if (!peer.leaving) this.#drain();
   }
@@ -383,6 +439,7 @@ export class LinkPool implements HandlerTarget {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
+    clearInterval(this.#queueSweep);
     for (const job of [...this.#queue]) {
       this.#finish(job.connId);
       this.#replies.fail(job.connId, 503, 'Service Unavailable', { 'Retry-After': this.#retryAfter });

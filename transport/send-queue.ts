@@ -26,8 +26,8 @@ export class SendQueue {
   readonly #maxQueued: number;
   readonly #onError: (err: unknown) => void;
   #queue: Message[] = [];
-  /** Per-message failure callbacks, by queue index; most messages have none. */
-  #failures = new Map<number, OnSendFailure>();
+  /** Per-message failure callbacks, parallel to #queue (undefined for most). */
+  #failures: Array<OnSendFailure | undefined> = [];
   #head = 0;
   #pumping = false;
   #idle: Array<() => void> = [];
@@ -49,8 +49,8 @@ export class SendQueue {
       this.dropped++;
       return false;
     }
-    if (onFailure !== undefined) this.#failures.set(this.#queue.length, onFailure);
     this.#queue.push(message);
+    this.#failures.push(onFailure);
     if (!this.#pumping) void this.#pump();
     return true;
   }
@@ -67,17 +67,12 @@ export class SendQueue {
       const index = this.#head;
       const message = this.#queue[index]!;
       this.#queue[this.#head++] = EMPTY;
-      let onFailure: OnSendFailure | undefined;
-      if (this.#failures.size > 0) {
-        onFailure = this.#failures.get(index);
-        this.#failures.delete(index);
-      }
+      const onFailure = this.#failures[index];
+      this.#failures[index] = undefined;
       // Compact once the consumed prefix dominates, so the array does not grow forever.
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
-        const shifted = new Map<number, OnSendFailure>();
-        for (const [i, f] of this.#failures) shifted.set(i - this.#head, f);
-        this.#failures = shifted;
+        this.#failures = this.#failures.slice(this.#head);
         this.#head = 0;
       }
       try {
@@ -89,7 +84,7 @@ export class SendQueue {
       }
     }
     this.#queue = [];
-    this.#failures.clear();
+    this.#failures = [];
     this.#head = 0;
     this.#pumping = false;
     for (const resolve of this.#idle.splice(0)) resolve();

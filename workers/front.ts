@@ -11,7 +11,7 @@ export interface FrontEvents {
    * credit back, with its reply or through giveBack().
    */
   onMessage(frame: Buffer, charged: boolean): void;
-  /** The front forgot this service (link only): nothing it holds can be answered any more. */
+  /** The front forgot this service or went away: nothing it holds can be answered any more. */
   onLost(): void;
 }
 

@@ -39,6 +39,14 @@ export class Mongrel2Front implements Front {
     const replyPathUp = new Promise<void>((resolve) => {
       this.#watching = this.#watchSubscriptions(resolve);
     });
+    // Mongrel2 (and a gateway) numbers connections from 1 in every process:
+    // once a front's SUB is gone, a late reply for one of its requests would
+    // reach the client of the next process that reuses the id. Forget them.
+    this.#pub.events.on('disconnect', ({ address }) => {
+      if (this.#closing) return;
+      this.#log.warn({ address }, 'the front went away: the requests it sent are forgotten');
+      events.onLost();
+    });
     for (const spec of this.#recv) this.#pub.connect(spec);
     void replyPathUp.then(() => {
       if (this.#closing) return;
