@@ -5,6 +5,7 @@ import { Gateway } from '../gateway/gateway.js';
 import { intFlag, parseWithEnv, UsageError, type FlagValues } from './args.js';
 import { loadConfig } from './config.js';
 import { drainOnSignals } from './signals.js';
+import { CURVE_HELP, CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
 
 export const GATEWAY_HELP = `Usage: m2gate gateway [--config FILE] [--server NAME_OR_UUID] [options]
 
@@ -31,7 +32,7 @@ Options (each also read from the environment variable shown):
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
   --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
   --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
-  -h, --help            this text
+${CURVE_HELP}  -h, --help            this text
 
 A Handler declared with transport='link' in the config is served over the
 m2gate link: the gateway binds a ROUTER on its send_spec and services join
@@ -53,6 +54,7 @@ export const GATEWAY_OPTIONS = {
   'link-queue': { type: 'string' },
   'link-queue-timeout': { type: 'string' },
   'log-level': { type: 'string' },
+  ...CURVE_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -74,8 +76,8 @@ function mongrel2Specs(value: string | undefined): { sendSpec: string; recvSpec:
   return { sendSpec, recvSpec };
 }
 
-/** Builds a gateway from parsed flags (shared with `m2gate start`). */
-export async function gatewayFromFlags(values: FlagValues, component = 'gateway'): Promise<Gateway> {
+/** Builds a gateway from parsed flags (shared with `m2gate start`). `curve` overrides the CURVE flags. */
+export async function gatewayFromFlags(values: FlagValues, component = 'gateway', curve = curveFromFlags(values)): Promise<Gateway> {
   const loaded = loadConfig(values.config as string | undefined, values.server as string | undefined);
   const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component, pid: process.pid } });
   for (const warning of loaded.config.warnings ?? []) logger.warn({ config: loaded.file }, warning);
@@ -91,6 +93,7 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
     logger,
     app: await loadApp(values),
     mongrel2: mongrel2Specs(values.mongrel2 as string | undefined),
+    curve,
     link: {
       heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
       liveness: intFlag(values, 'liveness', 1),

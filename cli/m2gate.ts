@@ -7,6 +7,7 @@ import { UsageError } from './args.js';
 import { serviceCommand } from './service-command.js';
 import { gatewayCommand } from './gateway-command.js';
 import { startCommand } from './start-command.js';
+import { keygenCommand } from './keygen-command.js';
 import { M2gateError } from '../protocol/errors.js';
 
 const HELP = `Usage: m2gate <command> [options]
@@ -15,6 +16,7 @@ Commands:
   start                     the all-in-one default: gateway plus local services (npm start)
   gateway                   serve HTTP from a mongrel2.conf, without Mongrel2
   service [ROUTES_MODULE]   run a Mongrel2 handler whose routes run on worker threads
+  keygen [--out PREFIX]     write a CURVE key pair for encrypted links (PREFIX.key, PREFIX.pub)
 
 Run 'm2gate <command> --help' for a command's options.
   -h, --help       this text
@@ -35,6 +37,8 @@ async function main(argv: string[]): Promise<void> {
       return gatewayCommand(rest);
     case 'start':
       return startCommand(rest);
+    case 'keygen':
+      return keygenCommand(rest);
     case '-v':
     case '--version':
       process.stdout.write(`${version()}\n`);

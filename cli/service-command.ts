@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { Service } from '../workers/service.js';
 import { intFlag, listFlag, parseWithEnv, UsageError } from './args.js';
 import { drainOnSignals } from './signals.js';
+import { CURVE_HELP, CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
 
 export const SERVICE_HELP = `Usage: m2gate service [ROUTES_MODULE] --send SPEC --recv SPEC [options]
        m2gate service [ROUTES_MODULE] --connect SPEC [options]
@@ -35,7 +36,7 @@ Options (each also read from the environment variable shown):
   --max-heap-mb N       heap limit per worker thread: a route over it gets 500 and
                         its thread is replaced (default: Node's limit)          M2GATE_MAX_HEAP_MB
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
-  -h, --help            this text
+${CURVE_HELP}  -h, --help            this text
 `;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -58,6 +59,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       'drain-timeout': { type: 'string' },
       'max-heap-mb': { type: 'string' },
       'log-level': { type: 'string' },
+      ...CURVE_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
     true,
@@ -96,6 +98,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     maxQueue: intFlag(values, 'max-queue', 0),
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
     maxHeapMb: intFlag(values, 'max-heap-mb', 16),
+    curve: curveFromFlags(values),
     logger,
   });
   try {

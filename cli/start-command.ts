@@ -3,6 +3,7 @@ import { intFlag, parseWithEnv } from './args.js';
 import { GATEWAY_OPTIONS, gatewayFromFlags } from './gateway-command.js';
 import { drainOnSignals } from './signals.js';
 import { ServiceSupervisor } from './supervisor.js';
+import { CURVE_HELP, curveFromFlags } from './curve-flags.js';
 
 export const START_HELP = `Usage: m2gate start [--config FILE] [--services K] [--workers N] [options]
 
@@ -31,6 +32,7 @@ Options (each also read from the environment variable shown):
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
   --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
   --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
+${CURVE_HELP}                         (the local services use the gateway's key pair)
   -h, --help            this text
 `;
 
@@ -46,7 +48,16 @@ export async function startCommand(argv: string[]): Promise<void> {
   }
   const services = intFlag(values, 'services', 0) ?? 1;
   const workers = intFlag(values, 'workers', 1);
-  const gateway = await gatewayFromFlags(values);
+  // With CURVE on, the local services use the gateway's own key pair (same
+  // host, same trust): the gateway admits its own public key besides the
+  // allow-list, and the services get the pair through their environment
+  // (never on a command line, where ps would show the secret).
+  const curve = curveFromFlags(values);
+  const local = curve && { ...curve, allow: [...(curve.allow ?? []), curve.pair.publicKey] };
+  const serviceEnv: NodeJS.ProcessEnv = local
+    ? { M2GATE_CURVE_SECRET: local.pair.secretKey, M2GATE_CURVE_SERVER_KEY: local.pair.publicKey, M2GATE_CURVE_ALLOW: '' }
+    : {};
+  const gateway = await gatewayFromFlags(values, 'gateway', local);
   const log = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component: 'start', pid: process.pid } });
   await gateway.start();
 
@@ -62,7 +73,7 @@ export async function startCommand(argv: string[]): Promise<void> {
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
     if (values.routes !== undefined) args.unshift(String(values.routes));
     for (let i = 0; i < services; i++) {
-      const supervisor = new ServiceSupervisor(args, log);
+      const supervisor = new ServiceSupervisor(args, log, serviceEnv);
       supervisor.start();
       supervisors.push(supervisor);
     }

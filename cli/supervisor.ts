@@ -17,15 +17,18 @@ const STABLE_MS = 10_000;
 export class ServiceSupervisor {
   readonly #args: string[];
   readonly #log: Logger;
+  readonly #env: NodeJS.ProcessEnv;
   #child: ChildProcess | undefined;
   #backoff = MIN_BACKOFF_MS;
   #restartTimer: NodeJS.Timeout | undefined;
   #stopping = false;
   restarts = 0;
 
-  constructor(args: string[], log: Logger) {
+  /** `env` is added to this process's environment for the service. */
+  constructor(args: string[], log: Logger, env: NodeJS.ProcessEnv = {}) {
     this.#args = args;
     this.#log = log;
+    this.#env = env;
   }
 
   get pid(): number | undefined {
@@ -37,7 +40,7 @@ export class ServiceSupervisor {
     // The IPC channel tells the child when this process dies; see signals.ts for SIGINT.
     const child = spawn(process.execPath, [...process.execArgv, CLI, 'service', ...this.#args], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, M2GATE_SUPERVISED: '1' },
+      env: { ...process.env, ...this.#env, M2GATE_SUPERVISED: '1' },
     });
     child.channel?.unref();
     this.#child = child;

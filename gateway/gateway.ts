@@ -19,6 +19,8 @@ import { settingInt, type ConfigServer, type ConfigTarget, type Mongrel2Config }
 import { RouteTable } from './route-table.js';
 import { HandlerPool, nextConnId, type HandlerTarget } from './handler-pool.js';
 import { LinkPool, type LinkOptions } from './link-pool.js';
+import type { CurveConfig } from '../transport/curve-config.js';
+import { startCurveAuthenticator, type ZapAuthenticator } from '../transport/zap-authenticator.js';
 import { HttpRelay } from './http-relay.js';
 import { DirTarget } from './dir-target.js';
 import { ProxyTarget } from './proxy-target.js';
@@ -51,6 +53,8 @@ export interface GatewayOptions {
   requestTimeoutMs?: number;
   /** Heartbeats, queue bound and queue timeout of Handlers with transport='link'. */
   link?: LinkOptions;
+  /** CURVE for the handler sockets (both transports): the gateway's key pair and the services' allowed public keys. */
+  curve?: CurveConfig | undefined;
 }
 
 export interface GatewayStats {
@@ -96,6 +100,7 @@ export class Gateway {
   /** Service calls (ctx.call / ctx.send) still waiting for their reply: close() aborts them. */
   readonly #calls = new Set<AbortController>();
   #adapter: Mongrel2Adapter | undefined;
+  #zap: ZapAuthenticator | undefined;
   #closing = false;
   #onIdle: (() => void) | undefined;
 
@@ -118,7 +123,7 @@ export class Gateway {
           throw new M2gateError(ERROR_CODES.CONFIG, `two Handlers on ${t.sendSpec} use different transports`);
         }
         if (!pool) {
-          pool = t.transport === 'link' ? new LinkPool(t, this.log, options.link) : new HandlerPool(t, this.log);
+          pool = t.transport === 'link' ? new LinkPool(t, this.log, options.link, options.curve) : new HandlerPool(t, this.log, options.curve);
           poolsBySpec.set(key, pool);
           this.pools.push(pool);
         }
@@ -191,6 +196,8 @@ export class Gateway {
    * Resolves with the HTTP port (0 behind Mongrel2).
    */
   async start(): Promise<number> {
+    // Before any CURVE server socket binds: without it libzmq refuses every client.
+    this.#zap = await startCurveAuthenticator(this.#opts.curve, this.log);
     await Promise.all(this.pools.map((p) => p.bind()));
     if (this.#opts.mongrel2) {
       this.#adapter = new Mongrel2Adapter({
@@ -381,6 +388,7 @@ export class Gateway {
     // Before the pools close, so that the handlers get their disconnect notices (§3.6).
     for (const stop of this.#calls) stop.abort();
     await Promise.all([...this.pools.map((p) => p.close()), ...this.#proxies.map((p) => p.close())]);
+    await this.#zap?.close();
     this.log.info({ drained, stats: this.stats }, 'gateway stopped');
     return drained;
   }

@@ -15,6 +15,7 @@ import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestField
 import { SendQueue } from '../transport/send-queue.js';
 import type { ConfigHandler } from '../protocol/mongrel2-conf.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
+import { serverSocketOptions, type CurveConfig } from '../transport/curve-config.js';
 
 export { nextConnId, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
 
@@ -44,8 +45,8 @@ export interface HandlerTarget {
 export class HandlerPool implements HandlerTarget {
   readonly config: ConfigHandler;
   readonly #log: Logger;
-  readonly #push = new Push({ sendHighWaterMark: 10_000 });
-  readonly #sub = new Subscriber();
+  readonly #push: Push;
+  readonly #sub: Subscriber;
   readonly #out: SendQueue;
   readonly #replies: ReplyDispatch;
   #peers = 0;
@@ -53,8 +54,11 @@ export class HandlerPool implements HandlerTarget {
   #reading: Promise<void> | undefined;
   #closed = false;
 
-  constructor(config: ConfigHandler, log: Logger) {
+  /** With `curve`, both sockets are CURVE servers: only allow-listed services may connect. */
+  constructor(config: ConfigHandler, log: Logger, curve?: CurveConfig) {
     this.config = config;
+    this.#push = new Push({ sendHighWaterMark: 10_000, ...serverSocketOptions(curve) });
+    this.#sub = new Subscriber(serverSocketOptions(curve));
     this.#log = log.child({ handler: config.sendIdent });
     this.#replies = new ReplyDispatch(config.sendIdent, this.#log);
     this.#out = new SendQueue(this.#push, { onError: (err) => this.#log.error({ err }, 'push failed') });

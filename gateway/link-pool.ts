@@ -14,6 +14,7 @@ import { decodeLink, encodeLink, type LinkMessage } from '../protocol/link-frame
 import type { ConfigHandler } from '../protocol/mongrel2-conf.js';
 import { SendQueue } from '../transport/send-queue.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
+import { serverSocketOptions, type CurveConfig } from '../transport/curve-config.js';
 import type { HandlerTarget } from './handler-pool.js';
 
 export interface LinkOptions {
@@ -93,7 +94,7 @@ export class LinkPool implements HandlerTarget {
   readonly config: ConfigHandler;
   readonly #log: Logger;
   readonly #replies: ReplyDispatch;
-  readonly #router = new Router({ mandatory: true, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, linger: 1000 });
+  readonly #router: Router;
   readonly #out: SendQueue;
   readonly #peers = new Map<string, Peer>();
   readonly #jobs = new Map<number, Job>();
@@ -111,8 +112,10 @@ export class LinkPool implements HandlerTarget {
   #closed = false;
   #warnedVersion = false;
 
-  constructor(config: ConfigHandler, log: Logger, options: LinkOptions = {}) {
+  /** With `curve`, the ROUTER is a CURVE server: only allow-listed services may connect. */
+  constructor(config: ConfigHandler, log: Logger, options: LinkOptions = {}, curve?: CurveConfig) {
     this.config = config;
+    this.#router = new Router({ mandatory: true, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, linger: 1000, ...serverSocketOptions(curve) });
     this.#log = log.child({ handler: config.sendIdent, transport: 'link' });
     this.#replies = new ReplyDispatch(config.sendIdent, this.#log);
     this.#heartbeatMs = options.heartbeatMs ?? 1000;

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { decodeLink, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
 import { SendQueue } from '../transport/send-queue.js';
 import type { Front, FrontEvents } from './front.js';
+import { clientSocketOptions, type CurveConfig, type CurveSocketOptions } from '../transport/curve-config.js';
 
 export interface LinkFrontOptions {
   /** The gateway's ROUTER endpoint: the Handler's send_spec. */
@@ -23,6 +24,8 @@ export interface LinkFrontOptions {
   heartbeatMs?: number;
   /** Defaults to 3. */
   liveness?: number;
+  /** CURVE client keys (this service's pair and the gateway's public key). */
+  curve?: CurveConfig | undefined;
   log: Logger;
 }
 
@@ -32,7 +35,8 @@ const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
 export class LinkFront implements Front {
-  readonly #opts: Required<Omit<LinkFrontOptions, 'log'>>;
+  readonly #opts: Required<Omit<LinkFrontOptions, 'log' | 'curve'>>;
+  readonly #socketOptions: CurveSocketOptions;
   readonly #log: Logger;
   #events!: FrontEvents;
   #socket: Dealer | undefined;
@@ -52,6 +56,7 @@ export class LinkFront implements Front {
   constructor(options: LinkFrontOptions) {
     const { endpoint, credit, threads, name, heartbeatMs = 1000, liveness = 3 } = options;
     this.#opts = { endpoint, credit, threads, name, heartbeatMs, liveness };
+    this.#socketOptions = clientSocketOptions(options.curve);
     this.#log = options.log;
   }
 
@@ -71,7 +76,7 @@ export class LinkFront implements Front {
   }
 
   #open(): void {
-    const socket = new Dealer({ linger: 1000, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+    const socket = new Dealer({ linger: 1000, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, ...this.#socketOptions });
     socket.connect(this.#opts.endpoint);
     socket.events.on('disconnect', () => {
       if (socket === this.#socket) this.#lost('connection closed');

@@ -7,19 +7,23 @@ import { Pull, XPublisher } from 'zeromq';
 import type { Logger } from 'pino';
 import { SendQueue } from '../transport/send-queue.js';
 import type { Front, FrontEvents } from './front.js';
+import { clientSocketOptions, type CurveConfig } from '../transport/curve-config.js';
 
 export class Mongrel2Front implements Front {
   readonly #send: string[];
   readonly #recv: string[];
   readonly #log: Logger;
-  readonly #pull = new Pull();
-  readonly #pub = new XPublisher({ linger: 2000 });
+  readonly #pull: Pull;
+  readonly #pub: XPublisher;
   readonly #out: SendQueue;
   #reading: Promise<void> | undefined;
   #watching: Promise<void> | undefined;
   #closing = false;
 
-  constructor(send: string[], recv: string[], log: Logger) {
+  /** @throws M2gateError (CONFIG) when `curve` lacks the server's public key. */
+  constructor(send: string[], recv: string[], log: Logger, curve?: CurveConfig) {
+    this.#pull = new Pull(clientSocketOptions(curve));
+    this.#pub = new XPublisher({ linger: 2000, ...clientSocketOptions(curve) });
     this.#send = send;
     this.#recv = recv;
     this.#log = log;

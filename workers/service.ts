@@ -20,10 +20,11 @@ import { Publisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { ERROR_CODES, M2gateError, ProtocolError } from '../protocol/errors.js';
 import type { Front } from './front.js';
 import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
+import type { CurveConfig } from '../transport/curve-config.js';
 import { compileRoutes, lookupRoute, type CompiledRoute } from './routes.js';
 import { textResponse } from './result.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
@@ -61,6 +62,8 @@ export interface ServiceOptions {
   retryAfterSeconds?: number;
   /** Heap limit of each worker thread in MiB: a route that exceeds it gets 500 and its thread is replaced. Defaults to Node's own limit. */
   maxHeapMb?: number | undefined;
+  /** CURVE client keys for the sockets to the front (this service's pair and the front's public key). */
+  curve?: CurveConfig | undefined;
   logger?: Logger;
 }
 
@@ -126,7 +129,8 @@ export class Service {
     ignored: 0,
   };
   readonly log: Logger;
-  readonly #opts: Required<Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb'>> & {
+  readonly #opts: Required<Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve'>> & {
+    curve: CurveConfig | undefined;
     maxHeapMb: number | undefined;
     routesModule: string;
     senderId: string;
@@ -161,6 +165,9 @@ export class Service {
     } else if (send.length === 0 || recv.length === 0) {
       throw new Error('at least one send and one recv endpoint are needed (or connect, for the m2gate link)');
     }
+    if (options.curve !== undefined && options.curve.serverKey === undefined) {
+      throw new M2gateError(ERROR_CODES.CONFIG, "CURVE is on but the front's public key is missing (--curve-server-key / M2GATE_CURVE_SERVER_KEY)");
+    }
     const credit = options.credit ?? 32 * workers;
     if (!(Number.isInteger(credit) && credit >= 1 && credit <= 999_999)) throw new Error('credit must be an integer from 1 to 999999');
     this.#opts = {
@@ -179,6 +186,7 @@ export class Service {
       abortGraceMs: options.abortGraceMs ?? 1_000,
       retryAfterSeconds: options.retryAfterSeconds ?? 1,
       maxHeapMb: options.maxHeapMb,
+      curve: options.curve,
     };
     this.log = options.logger ?? pino({ base: { component: 'service' } });
     this.#expectEncoding = options.expectEncoding;
@@ -256,7 +264,7 @@ export class Service {
 
     this.#front =
       connect === undefined
-        ? new Mongrel2Front(send, recv, this.log)
+        ? new Mongrel2Front(send, recv, this.log, this.#opts.curve)
         : new LinkFront({
             endpoint: connect,
             credit: this.#opts.credit,
@@ -264,6 +272,7 @@ export class Service {
             name: this.#opts.senderId,
             heartbeatMs: this.#opts.heartbeatMs,
             liveness: this.#opts.liveness,
+            curve: this.#opts.curve,
             log: this.log,
           });
     this.#front.connect({
