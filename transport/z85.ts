@@ -2,6 +2,10 @@
  * Z85 (ZeroMQ RFC 32), the text form of CURVE keys: every 4 bytes become 5
  * characters of an 85-letter alphabet, big-endian. A 32-byte key is 40
  * characters. Pure: no I/O.
+ *
+ * Written here because zeromq.js exports no Z85 codec (only curveKeyPair) and
+ * the npm packages that do are unmaintained; it is needed to check key text
+ * and to derive a public key from a secret one with node:crypto.
  */
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#';
