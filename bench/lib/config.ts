@@ -27,5 +27,11 @@ export interface BenchConfig {
   profile: boolean;
   /** Keep each variant's temp directory (config, logs) for inspection. */
   keepLogs: boolean;
+  /** --quick: scenarios may also drop their context-only variants to stay under 2 minutes. */
+  quick: boolean;
+  /** n of /svc/fib/:n (--fib); undefined: calibrated to about 2 ms at run time. */
+  fibN: number | undefined;
+  /** Requests sent through the gateway before the memory scenario's last reading. */
+  memoryRequests: number;
   log: (line: string) => void;
 }

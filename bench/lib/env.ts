@@ -18,6 +18,7 @@ export interface Environment {
   zeromq: string;
   piscina: string;
   mitata: string;
+  fastify: string;
   wrk: string;
   clockTicks: number;
 }
@@ -52,6 +53,7 @@ export function environment(): Environment {
     zeromq: `zeromq.js ${pkgVersion(join(ROOT, 'node_modules', 'zeromq'))}, libzmq ${libzmqVersion}`,
     piscina: pkgVersion(join(ROOT, 'node_modules', 'piscina')),
     mitata: pkgVersion(join(ROOT, 'node_modules', 'mitata')),
+    fastify: pkgVersion(join(ROOT, 'bench', 'node_modules', 'fastify')),
     wrk,
     clockTicks: CLOCK_TICKS,
   };
@@ -66,6 +68,7 @@ export function formatEnvironment(env: Environment): string {
     `zeromq    ${env.zeromq}`,
     `piscina   ${env.piscina}`,
     `mitata    ${env.mitata}`,
+    `fastify   ${env.fastify}${env.fastify === 'not installed' ? ' (cd bench && npm install)' : ''}`,
     `wrk       ${env.wrk}`,
   ].join('\n');
 }

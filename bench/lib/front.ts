@@ -32,8 +32,17 @@ export interface BenchConf {
   cleanup(): void;
 }
 
+export interface BenchConfOptions {
+  /**
+   * Mark the Handler `transport='link'` (the m2gate link: the gateway binds a
+   * ROUTER on send_spec, services connect a DEALER with `--connect`). m2sh
+   * ignores the field, so only the gateway reads it. Default false: PUSH/SUB.
+   */
+  link?: boolean;
+}
+
 /** Writes a fresh directory with mongrel2.conf, logs/, run/, tmp/ and static/small.txt. Fresh ports each time. */
-export async function writeBenchConf(): Promise<BenchConf> {
+export async function writeBenchConf(options: BenchConfOptions = {}): Promise<BenchConf> {
   const dir = mkdtempSync(join(tmpdir(), 'm2gate-bench-'));
   for (const sub of ['logs', 'run', 'tmp', 'static']) mkdirSync(join(dir, sub));
   const staticFile = join(dir, 'static', STATIC_NAME);
@@ -42,7 +51,8 @@ export async function writeBenchConf(): Promise<BenchConf> {
   const sendSpec = `tcp://127.0.0.1:${sendPort}`;
   const recvSpec = `tcp://127.0.0.1:${recvPort}`;
   // JSON headers: Mongrel2's default protocol and that of the shipped mongrel2.conf.
-  const text = `svc = Handler(send_spec='${sendSpec}', send_ident='${HANDLER_IDENT}', recv_spec='${recvSpec}', recv_ident='')
+  const transport = options.link === true ? ", transport='link'" : '';
+  const text = `svc = Handler(send_spec='${sendSpec}', send_ident='${HANDLER_IDENT}', recv_spec='${recvSpec}', recv_ident=''${transport})
 static_dir = Dir(base='static/', index_file='index.html', default_ctype='text/plain')
 main = Server(uuid="${SERVER_UUID}", name="bench", bind_addr="127.0.0.1", port=${httpPort},
   access_log="logs/access.log", error_log="logs/error.log", pid_file="run/mongrel2.pid",

@@ -32,13 +32,13 @@ export function httpTable(outcomes: Array<Outcome<HttpSample>>, baselineKey: str
     });
   const text = table(['variant', 'req/s median (min–max)', 'vs baseline', 'p50 ms', 'p99 ms', ...roles.map((r) => `${r} CPU s/1k`), 'other load', 'errors'], rows);
   const notes = [
-    "  other load: share of the server CPU used by anything else (other processes, interrupts) during the windows; high values mean noisy figures.",
+    "other load: share of the server CPU used by anything else (other processes, interrupts) during the windows; high values mean noisy figures.",
   ];
   notes.push(...outcomes.flatMap((o) => [
-    ...(o.skipped ? [`  ${o.label}: SKIPPED, missing ${o.skipped}`] : []),
-    ...o.failures.map((f) => `  ${o.label}: FAILED ${f}`),
+    ...(o.skipped ? [`- ${o.label}: SKIPPED, missing ${o.skipped}`] : []),
+    ...o.failures.map((f) => `- ${o.label}: FAILED ${f}`),
   ]));
-  return `${text}\n${notes.join('\n')}`;
+  return `${text}\n\n${notes.join('\n')}`;
 }
 
 /** Median share of the server CPU taken by other processes and interrupts during the windows. */

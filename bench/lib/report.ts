@@ -54,15 +54,16 @@ export function vsBaseline(value: number, base: number, isBaseline: boolean): st
   return `${pct >= 0 ? '+' : ''}${pct.toFixed(1)}%`;
 }
 
-/** A plain text table: first column left-aligned, the others right-aligned. */
+/**
+ * A Markdown pipe table, padded so it also reads as plain text in a terminal:
+ * first column left-aligned, the others right-aligned.
+ */
 export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  const cell = (c: string): string => c.replace(/\|/g, '\\|');
+  const widths = headers.map((h, i) => Math.max(3, cell(h).length, ...rows.map((r) => cell(r[i] ?? '').length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? cell(c).padEnd(widths[i]!) : cell(c).padStart(widths[i]!))).join(' | ')} |`;
+  const rule = `| ${widths.map((w, i) => (i === 0 ? '-'.repeat(w) : `${'-'.repeat(w - 1)}:`)).join(' | ')} |`;
+  return [line(headers), rule, ...rows.map((r) => line(headers.map((_h, i) => r[i] ?? '')))].join('\n');
 }
 
 /** The goal line: 'ratio 0.31 (0.29–0.33), goal >= 0.95: MISSED'. */

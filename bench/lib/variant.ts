@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchConfig } from './config.js';
-import { writeBenchConf, type BenchConf } from './front.js';
+import { writeBenchConf, type BenchConf, type BenchConfOptions } from './front.js';
 import { hasProgram, stopAll, type Spawned } from './proc.js';
 import { measureHttp, type HttpSample, type Role } from './measure.js';
 import { waitHttp200 } from './ready.js';
@@ -24,8 +24,9 @@ export async function withProcesses<T>(
   readyPath: string,
   body: (base: string, roles: Role[], conf: BenchConf) => Promise<T>,
   keep: (result: T) => boolean = () => false,
+  confOptions: BenchConfOptions = {},
 ): Promise<T> {
-  const conf = await writeBenchConf();
+  const conf = await writeBenchConf(confOptions);
   const started: Spawned[] = [];
   let ok = false;
   try {
@@ -42,14 +43,32 @@ export async function withProcesses<T>(
   }
 }
 
+/** Overrides of one HTTP variant's load (defaults: the run's settings). */
+export interface HttpVariantOptions {
+  connections?: number;
+  /** Pin wrk to these CPUs; null: unpinned whatever the run's pinning. */
+  loadCpus?: string | null;
+  /** The CPUs the servers are pinned to (for the 'other load' column); null: not pinned. */
+  serverCpus?: string | null;
+  conf?: BenchConfOptions;
+}
+
 /** withProcesses + one measured wrk window on `path`. */
-export function httpVariant(cfg: BenchConfig, start: (conf: BenchConf, started: Spawned[]) => Promise<Role[]>, path: string): Promise<HttpSample> {
+export function httpVariant(
+  cfg: BenchConfig,
+  start: (conf: BenchConf, started: Spawned[]) => Promise<Role[]>,
+  path: string,
+  options: HttpVariantOptions = {},
+): Promise<HttpSample> {
+  const loadCpus = options.loadCpus === null ? undefined : (options.loadCpus ?? cfg.loadCpus);
+  const serverCpus = options.serverCpus === null ? undefined : (options.serverCpus ?? cfg.serverCpus);
   return withProcesses(
     cfg,
     start,
     path,
-    (base, roles) => measureHttp(`${base}${path}`, roles, { warmupS: cfg.warmupS, durationS: cfg.durationS, connections: cfg.connections, cpus: cfg.loadCpus, serverCpus: cfg.serverCpus }),
+    (base, roles) => measureHttp(`${base}${path}`, roles, { warmupS: cfg.warmupS, durationS: cfg.durationS, connections: options.connections ?? cfg.connections, cpus: loadCpus, serverCpus }),
     (sample) => sample.errors > 0,
+    options.conf,
   );
 }
 

@@ -15,6 +15,8 @@ export interface WrkOptions {
   threads?: number;
   /** taskset CPU list for wrk, or undefined for unpinned. */
   cpus?: string | undefined;
+  /** A wrk Lua script (-s), e.g. one with a `delay()` hook for a light, paced load. */
+  script?: string;
 }
 
 export interface WrkResult {
@@ -83,7 +85,7 @@ export function parseWrk(out: string): WrkResult {
  */
 export function runWrk(opts: WrkOptions): Promise<WrkResult> {
   if (!(Number.isInteger(opts.durationS) && opts.durationS >= 1)) return Promise.reject(new Error(`wrk needs whole seconds (got ${opts.durationS})`));
-  const args = ['-t', String(opts.threads ?? 1), '-c', String(opts.connections ?? 50), '-d', `${opts.durationS}s`, '--latency', opts.url];
+  const args = ['-t', String(opts.threads ?? 1), '-c', String(opts.connections ?? 50), '-d', `${opts.durationS}s`, ...(opts.script === undefined ? [] : ['-s', opts.script]), '--latency', opts.url];
   const argv = opts.cpus === undefined ? ['wrk', ...args] : ['taskset', '-c', opts.cpus, 'wrk', ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -112,4 +114,13 @@ export function runWrk(opts: WrkOptions): Promise<WrkResult> {
 export function socketErrorCount(r: WrkResult): number {
   const e = r.socketErrors;
   return e.connect + e.read + e.write + e.timeout;
+}
+
+/**
+ * A wrk Lua script that waits `ms` milliseconds before each request on a
+ * connection (wrk's `delay()` hook), so `connections` connections send about
+ * `connections * 1000 / ms` requests per second at most: a light probe load.
+ */
+export function pacedScript(ms: number): string {
+  return `function delay()\n  return ${Math.max(0, Math.round(ms))}\nend\n`;
 }
