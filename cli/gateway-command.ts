@@ -96,7 +96,8 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
     curve,
     link: {
       heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
-      liveness: intFlag(values, 'liveness', 1),
+      // 1 makes idle peers flap: heartbeats may come up to two intervals apart (measured).
+      liveness: intFlag(values, 'liveness', 2),
       maxQueue: intFlag(values, 'link-queue', 0),
       queueTimeoutMs: intFlag(values, 'link-queue-timeout', 1),
     },

@@ -90,7 +90,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     connect,
     credit: intFlag(values, 'credit', 1),
     heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
-    liveness: intFlag(values, 'liveness', 1),
+    liveness: intFlag(values, 'liveness', 2),
     workers: intFlag(values, 'workers', 1),
     senderId: values['sender-id'] as string | undefined,
     expectEncoding: protocol,

@@ -20,7 +20,7 @@ import type { HandlerTarget } from './handler-pool.js';
 export interface LinkOptions {
   /** Heartbeat interval in ms. Defaults to 1,000. */
   heartbeatMs?: number;
-  /** Silent intervals before a service is dead. Defaults to 3. */
+  /** Silent intervals before a service is dead (at least 2: each side checks once an interval). Defaults to 3. */
   liveness?: number;
   /** Requests that may wait for credit before 503. Defaults to 256. */
   maxQueue?: number;
@@ -54,6 +54,8 @@ interface Peer {
   key: string;
   name: string;
   threads: number;
+  /** What READY announced: the most it may ever hold. */
+  announced: number;
   credit: number;
   inFlight: Set<Job>;
   lastHeard: number;
@@ -264,11 +266,11 @@ export class LinkPool implements HandlerTarget {
     else this.#queue.push(job);
   }
 
-  /** 503 for requests that waited for credit longer than the queue timeout (the oldest are in front). */
+  /** 503 for requests that waited for credit longer than the queue timeout (retries go in front, so scan all). */
   #expireQueued(): void {
+    if (this.#queue.length === 0) return;
     const limit = performance.now() - this.#queueTimeoutMs;
-    while (this.#queue.length > 0 && this.#queue[0]!.queuedAt <= limit) {
-      const job = this.#queue[0]!;
+    for (const job of this.#queue.filter((j) => j.queuedAt <= limit)) {
       this.#linkStats.queueRejected++;
       this.#finish(job.connId);
       this.#replies.fail(job.connId, 503, 'Service Unavailable', { 'Retry-After': this.#retryAfter });
@@ -354,6 +356,7 @@ export class LinkPool implements HandlerTarget {
       key,
       name,
       threads,
+      announced: credit,
       credit,
       inFlight: new Set(),
       lastHeard: now,
@@ -390,7 +393,10 @@ export class LinkPool implements HandlerTarget {
       peer.msPerCompletion = peer.msPerCompletion === 0 ? sample : peer.msPerCompletion * 0.9 + sample * 0.1;
     }
     peer.lastCompletion = now;
-    peer.credit += n;
+    // A service cannot hold more than it announced: credit beyond that is a bug on its side.
+    const cap = peer.announced - peer.inFlight.size;
+    if (peer.credit + n > cap) this.#linkStats.malformedLink++;
+    peer.credit = Math.min(peer.credit + n, cap);
     if (!peer.leaving) this.#drain();
   }
 

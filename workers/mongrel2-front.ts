@@ -48,7 +48,7 @@ export class Mongrel2Front implements Front {
     // reach the client of the next process that reuses the id. Forget them.
     this.#pub.events.on('disconnect', ({ address }) => {
       if (this.#closing) return;
-      this.#log.warn({ address }, 'the front went away: the requests it sent are forgotten');
+      this.#log.info({ address }, 'the front went away');
       events.onLost();
     });
     for (const spec of this.#recv) this.#pub.connect(spec);

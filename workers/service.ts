@@ -278,7 +278,10 @@ export class Service {
     this.#front.connect({
       onMessage: (frame, charged) => this.#onMessage(frame, charged),
       onLost: () => {
+        const held = this.#inFlight.size;
         for (const key of [...this.#connections.keys()]) this.#abandon(key);
+        // Their replies could reach nobody, or a client of a new front that reuses the ids.
+        if (held > 0) this.log.warn({ abandoned: held }, 'the front went away: the requests it sent are forgotten');
       },
     });
     this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, senderId: this.#opts.senderId }, 'service started');
