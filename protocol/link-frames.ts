@@ -17,65 +17,68 @@ export type LinkMessage =
 
 export type LinkCommand = LinkMessage['command'];
 
-const VERSION = Buffer.from(LINK_VERSION);
-const COMMANDS: Record<LinkCommand, Buffer> = {
-  READY: Buffer.from('READY'),
-  REQUEST: Buffer.from('REQUEST'),
-  DISCONNECT: Buffer.from('DISCONNECT'),
-  REPLY: Buffer.from('REPLY'),
-  CREDIT: Buffer.from('CREDIT'),
-  HEARTBEAT: Buffer.from('HEARTBEAT'),
-  BYE: Buffer.from('BYE'),
-};
-const FRAMES_AFTER: Record<LinkCommand, number> = { READY: 3, REQUEST: 1, DISCONNECT: 1, REPLY: 2, CREDIT: 1, HEARTBEAT: 0, BYE: 0 };
+// Each message is ONE ZeroMQ frame, "M2GL1 COMMAND [args]" then LF and the
+// payload where there is one. A frame per field cost the gateway and the
+// service about 20 us more CPU per request than PUSH/SUB on a trivial route
+// (measured: every frame is another message part for ZeroMQ to queue, frame
+// and signal), so the fields share one frame.
+const ARGS: Record<LinkCommand, number> = { READY: 3, REQUEST: 0, DISCONNECT: 0, REPLY: 1, CREDIT: 1, HEARTBEAT: 0, BYE: 0 };
+const PAYLOAD: Record<LinkCommand, boolean> = { READY: false, REQUEST: true, DISCONNECT: true, REPLY: true, CREDIT: false, HEARTBEAT: false, BYE: false };
 const MAX_NUMBER = 999_999;
+/** The longest header line read: version, command, numbers and a service name. */
+const MAX_HEADER = 512;
+const LF = 0x0a;
+const PREFIX = Buffer.from(`${LINK_VERSION} `);
 
-// Credits of 0 and 1 ride on almost every REPLY: allocate them once.
-const SMALL = Array.from({ length: 16 }, (_, i) => Buffer.from(String(i)));
-const number = (n: number): Buffer => SMALL[n] ?? Buffer.from(String(n));
-
-const fail = (message: string): never => {
-  throw new ProtocolError(ERROR_CODES.LINK, message, 0);
+const fail = (message: string, offset = 0): never => {
+  throw new ProtocolError(ERROR_CODES.LINK, message, offset);
 };
 
-function parseNumber(frame: Buffer, what: string): number {
-  if (frame.length === 0 || frame.length > 6) fail(`${what} must be 1 to 6 ASCII digits`);
-  let n = 0;
-  for (const byte of frame) {
-    if (byte < 0x30 || byte > 0x39) fail(`${what} must be 1 to 6 ASCII digits`);
-    n = n * 10 + (byte - 0x30);
-  }
-  return n;
+function parseNumber(text: string, what: string): number {
+  if (!/^[0-9]{1,6}$/.test(text)) fail(`${what} must be 1 to 6 ASCII digits`);
+  return Number(text);
 }
 
 /**
- * Reads one link message (without the ROUTER's routing id).
+ * Reads one link message (the frames without the ROUTER's routing id).
  *
  * @throws ProtocolError M2G_ERR_LINK on another version tag, an unknown
- *   command, a wrong frame count or a malformed number.
+ *   command, a wrong argument count, a malformed number, a missing or
+ *   unexpected payload, or more than one frame.
  */
 export function decodeLink(frames: readonly Buffer[]): LinkMessage {
-  const [version, commandFrame] = frames;
-  if (version === undefined || !version.equals(VERSION)) fail(`not an ${LINK_VERSION} message (version tag '${String(version?.subarray(0, 16) ?? '')}')`);
-  const command = commandFrame?.toString('latin1') ?? '';
-  if (!Object.hasOwn(FRAMES_AFTER, command)) fail(`unknown command '${command.slice(0, 16)}'`);
+  if (frames.length !== 1) fail(`a link message is one frame, got ${frames.length}`);
+  const frame = frames[0]!;
+  if (frame.length < PREFIX.length || frame.compare(PREFIX, 0, PREFIX.length, 0, PREFIX.length) !== 0) {
+    const tag = frame.subarray(0, Math.min(16, frame.indexOf(0x20) < 0 ? frame.length : frame.indexOf(0x20)));
+    fail(`not an ${LINK_VERSION} message (version tag '${tag.toString('latin1')}')`);
+  }
+  const lf = frame.indexOf(LF, PREFIX.length);
+  const end = lf < 0 ? frame.length : lf;
+  if (end > MAX_HEADER) fail(`header longer than ${MAX_HEADER} bytes`);
+  const words = frame.toString('utf8', PREFIX.length, end).split(' ');
+  const command = words[0] ?? '';
+  if (!Object.hasOwn(ARGS, command)) fail(`unknown command '${command.slice(0, 16)}'`);
   const cmd = command as LinkCommand;
-  if (frames.length !== 2 + FRAMES_AFTER[cmd]) fail(`${cmd} takes ${FRAMES_AFTER[cmd]} frame(s) after the command, got ${frames.length - 2}`);
-  const at = (i: number): Buffer => frames[2 + i]!;
+  // READY's name is the rest of the line and may hold spaces.
+  const args = cmd === 'READY' ? [words[1] ?? '', words[2] ?? '', words.slice(3).join(' ')] : words.slice(1);
+  if ((cmd === 'READY' ? words.length < 4 : args.length !== ARGS[cmd])) fail(`${cmd} takes ${ARGS[cmd]} argument(s), got ${words.length - 1}`);
+  if (PAYLOAD[cmd] !== (lf >= 0)) fail(PAYLOAD[cmd] ? `${cmd} needs a payload after a line feed` : `${cmd} takes no payload`, end);
+  const payload = (): Buffer => frame.subarray(lf + 1);
   switch (cmd) {
     case 'READY': {
-      const credit = parseNumber(at(0), 'READY credit');
-      const threads = parseNumber(at(1), 'READY threads');
+      const credit = parseNumber(args[0]!, 'READY credit');
+      const threads = parseNumber(args[1]!, 'READY threads');
       if (credit < 1 || threads < 1) fail('READY credit and threads must be at least 1');
-      return { command: cmd, credit, threads, name: at(2).toString('utf8') };
+      return { command: cmd, credit, threads, name: args[2]! };
     }
     case 'REQUEST':
     case 'DISCONNECT':
-      return { command: cmd, message: at(0) };
+      return { command: cmd, message: payload() };
     case 'REPLY':
-      return { command: cmd, credit: parseNumber(at(0), 'REPLY credit'), message: at(1) };
+      return { command: cmd, credit: parseNumber(args[0]!, 'REPLY credit'), message: payload() };
     case 'CREDIT':
-      return { command: cmd, credit: parseNumber(at(0), 'CREDIT credit') };
+      return { command: cmd, credit: parseNumber(args[0]!, 'CREDIT credit') };
     case 'HEARTBEAT':
     case 'BYE':
       return { command: cmd };
@@ -86,30 +89,43 @@ function checkNumber(n: number, what: string): void {
   if (!(Number.isInteger(n) && n >= 0 && n <= MAX_NUMBER)) throw new RangeError(`${what} must be an integer from 0 to ${MAX_NUMBER} (got ${n})`);
 }
 
+// The headers that ride on almost every message: built once.
+const HEADERS = new Map<string, Buffer>();
+function header(text: string, payload: boolean): Buffer {
+  const key = payload ? `${text}\n` : text;
+  let b = HEADERS.get(key);
+  if (b === undefined) {
+    b = Buffer.from(`${LINK_VERSION} ${key}`);
+    if (HEADERS.size < 64) HEADERS.set(key, b);
+  }
+  return b;
+}
+
 /**
- * The frames of one link message, ready for a DEALER (a ROUTER puts the
- * peer's routing id in front).
+ * The frames of one link message (one frame), ready for a DEALER (a ROUTER
+ * puts the peer's routing id in front).
  *
- * @throws RangeError for a credit or thread count outside 0..999999.
+ * @throws RangeError for a credit or thread count outside 0..999999, or a
+ *   READY name with a line feed.
  */
 export function encodeLink(message: LinkMessage): Buffer[] {
-  const head = [VERSION, COMMANDS[message.command]];
   switch (message.command) {
     case 'READY':
       checkNumber(message.credit, 'credit');
       checkNumber(message.threads, 'threads');
-      return [...head, number(message.credit), number(message.threads), Buffer.from(message.name)];
+      if (message.name.includes('\n')) throw new RangeError('a READY name cannot hold a line feed');
+      return [Buffer.from(`${LINK_VERSION} READY ${message.credit} ${message.threads} ${message.name}`)];
     case 'REQUEST':
     case 'DISCONNECT':
-      return [...head, message.message];
+      return [Buffer.concat([header(message.command, true), message.message])];
     case 'REPLY':
       checkNumber(message.credit, 'credit');
-      return [...head, number(message.credit), message.message];
+      return [Buffer.concat([header(`REPLY ${message.credit}`, true), message.message])];
     case 'CREDIT':
       checkNumber(message.credit, 'credit');
-      return [...head, number(message.credit)];
+      return [header(`CREDIT ${message.credit}`, false)];
     case 'HEARTBEAT':
     case 'BYE':
-      return head;
+      return [header(message.command, false)];
   }
 }

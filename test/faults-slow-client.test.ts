@@ -15,53 +15,17 @@ import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { pino } from 'pino';
-import { Gateway } from '../gateway/gateway.js';
-import { findServer, parseConfig } from '../protocol/mongrel2-conf.js';
-import { confText, fakeHandler, handlerConf, spawnM2gate, tempTree, RawClient, type HandlerConf, type RawResponse } from './helpers/gateway.js';
+import { confText, fakeHandler, handlerConf, spawnM2gate, startGateway, tempTree, RawClient, type RawResponse } from './helpers/gateway.js';
 
 const HEADERS_MS = 500;
 const REQUEST_MS = 1000;
 const H = handlerConf('/h/', '510c11e7-0000-4000-8000-0000000slow0');
-const rig = await startSlowGateway(H);
+const rig = await startGateway({ handlers: [H] }, { headersTimeoutMs: HEADERS_MS, requestTimeoutMs: REQUEST_MS });
 const handler = await fakeHandler(H, rig.pool('/h/'));
 after(async () => {
   handler.stop();
   await rig.close();
 });
-
-/** helpers/gateway.ts startGateway, with the two client timeouts set (it has no options for them). */
-async function startSlowGateway(h: HandlerConf) {
-  const dir = tempTree();
-  const text = confText({ handlers: [h] });
-  const config = parseConfig(text, join(dir, 'mongrel2.conf'));
-  const gateway = new Gateway({
-    config,
-    server: findServer(config),
-    cwd: dir,
-    port: 0,
-    host: '127.0.0.1',
-    logger: pino({ level: 'silent' }),
-    headersTimeoutMs: HEADERS_MS,
-    requestTimeoutMs: REQUEST_MS,
-  });
-  const port = await gateway.start();
-  const clients: RawClient[] = [];
-  return {
-    gateway,
-    pool: (_route: '/h/') => gateway.pools[0]!,
-    async client() {
-      const c = await RawClient.open(port);
-      clients.push(c);
-      return c;
-    },
-    async close() {
-      for (const c of clients) c.destroy();
-      await gateway.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 const ok = (body: string): string => `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 const figures: Record<string, number> = {};

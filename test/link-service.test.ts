@@ -115,7 +115,7 @@ test('the service announces itself with READY (credit, threads, name) and counts
   const ready = await router.next('READY', 'READY');
   assert.deepEqual(
     ready.frames.map((f) => f.toString()),
-    ['M2GL1', 'READY', '3', '1', NAME],
+    [`M2GL1 READY 3 1 ${NAME}`],
   );
   assert.equal(router.inbox.items.length, 1, 'nothing before READY');
   assert.equal(log.lines.filter((l) => l.msg === 'connected to the gateway').length, 0);
@@ -195,7 +195,7 @@ test('malformed link messages from the gateway are dropped and the service keeps
   const { router, log } = await start(t);
   const { id } = await register(router, log);
   await router.sendRaw(id, [Buffer.from('M2GL2'), Buffer.from('REQUEST'), request(1, '/l/hello')]);
-  await router.sendRaw(id, [Buffer.from('M2GL1'), Buffer.from('REQUEST')]);
+  await router.sendRaw(id, [Buffer.from('M2GL1 REQUEST')]);
   await router.send(id, { command: 'READY', credit: 1, threads: 1, name: 'a gateway confused' });
   await router.send(id, { command: 'REQUEST', message: request(2, '/l/hello') });
   await router.inbox.when(() => (repliesFor(router.inbox.items, 2).length === 1 ? true : undefined), 'the reply to request 2');

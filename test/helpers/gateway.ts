@@ -102,6 +102,9 @@ export interface GatewayRigOptions {
   logger?: Logger;
   handlerTimeoutMs?: number;
   drainTimeoutMs?: number;
+  /** The client timeouts (the CLI's --headers-timeout and --request-timeout). */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
 }
 
 export async function startGateway(conf: ConfOptions, options: GatewayRigOptions = {}): Promise<GatewayRig> {
@@ -120,6 +123,8 @@ export async function startGateway(conf: ConfOptions, options: GatewayRigOptions
     logger: options.logger ?? pino({ level: 'silent' }),
     ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
     ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
+    ...(options.headersTimeoutMs !== undefined ? { headersTimeoutMs: options.headersTimeoutMs } : {}),
+    ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   });
   const port = await gateway.start();
   const clients: RawClient[] = [];
