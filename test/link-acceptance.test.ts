@@ -240,7 +240,10 @@ test('a client that disconnects mid-request: only the service holding it gets th
   const hello = await RawClient.open(gw.port);
   hello.write('GET /svc/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
   assert.equal((await hello.response()).status, 200);
-  const otherIndex = services.findIndex((s) => s.log.count((l) => l.msg === 'request' && l.path === '/svc/hello') === 1);
+  // The log line may come through the pipe after the response: wait for it.
+  const servedHello = (l: Record<string, unknown>): boolean => l.msg === 'request' && l.path === '/svc/hello';
+  await Promise.any(services.map((s) => s.waitFor(servedHello, 'the service that answered /svc/hello')));
+  const otherIndex = services.findIndex((s) => s.log.count(servedHello) === 1);
   assert.ok(otherIndex >= 0);
   const other = services[otherIndex]!;
   const holder = services[1 - otherIndex]!;
@@ -291,7 +294,10 @@ test('a hung service (SIGSTOP) is dropped on missed heartbeats, its request retr
   const hello = await RawClient.open(gw.port);
   hello.write('GET /svc/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
   assert.equal((await hello.response()).status, 200);
-  const otherIndex = services.findIndex((s) => s.log.count((l) => l.msg === 'request' && l.path === '/svc/hello') === 1);
+  // The log line may come through the pipe after the response: wait for it.
+  const servedHello = (l: Record<string, unknown>): boolean => l.msg === 'request' && l.path === '/svc/hello';
+  await Promise.any(services.map((s) => s.waitFor(servedHello, 'the service that answered /svc/hello')));
+  const otherIndex = services.findIndex((s) => s.log.count(servedHello) === 1);
   const other = services[otherIndex]!;
   const hung = services[1 - otherIndex]!;
 
