@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { fixtureRoutes } from './helpers/service.js';
 import { RawClient } from './helpers/gateway.js';
 import { freePort } from './helpers/net.js';
-import { isMsg, killAll, linkEndpoint, loadLoop, percentile, spawnCli, writeLinkConf, type Cli, type LogLine, type Outcome } from './helpers/link.js';
+import { isMsg, killAll, until, linkEndpoint, loadLoop, percentile, spawnCli, writeLinkConf, type Cli, type LogLine, type Outcome } from './helpers/link.js';
 
 after(killAll);
 
@@ -242,8 +242,10 @@ test('a client that disconnects mid-request: only the service holding it gets th
   assert.equal((await hello.response()).status, 200);
   // The log line may come through the pipe after the response: wait for it.
   const servedHello = (l: Record<string, unknown>): boolean => l.msg === 'request' && l.path === '/svc/hello';
-  await Promise.any(services.map((s) => s.waitFor(servedHello, 'the service that answered /svc/hello')));
-  const otherIndex = services.findIndex((s) => s.log.count(servedHello) === 1);
+  const otherIndex = await until(() => {
+    const i = services.findIndex((s) => s.log.count(servedHello) === 1);
+    return i < 0 ? undefined : i;
+  }, 'the service that answered /svc/hello logging it');
   assert.ok(otherIndex >= 0);
   const other = services[otherIndex]!;
   const holder = services[1 - otherIndex]!;
@@ -296,8 +298,10 @@ test('a hung service (SIGSTOP) is dropped on missed heartbeats, its request retr
   assert.equal((await hello.response()).status, 200);
   // The log line may come through the pipe after the response: wait for it.
   const servedHello = (l: Record<string, unknown>): boolean => l.msg === 'request' && l.path === '/svc/hello';
-  await Promise.any(services.map((s) => s.waitFor(servedHello, 'the service that answered /svc/hello')));
-  const otherIndex = services.findIndex((s) => s.log.count(servedHello) === 1);
+  const otherIndex = await until(() => {
+    const i = services.findIndex((s) => s.log.count(servedHello) === 1);
+    return i < 0 ? undefined : i;
+  }, 'the service that answered /svc/hello logging it');
   const other = services[otherIndex]!;
   const hung = services[1 - otherIndex]!;
 
