@@ -223,6 +223,19 @@ test('gateway restarted under load (stopped, then killed): the services reconnec
   for (const s of services) assert.equal(s.log.count(isMsg('service started')), 1);
 });
 
+/** Sends GET /svc/hello and returns the index of the service that answered it (from its request log). */
+async function helloServedBy(port: number, services: readonly Cli[]): Promise<number> {
+  const hello = await RawClient.open(port);
+  hello.write('GET /svc/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+  assert.equal((await hello.response()).status, 200);
+  // The log line may come through the pipe after the response: wait for it.
+  const servedHello = (l: Record<string, unknown>): boolean => l.msg === 'request' && l.path === '/svc/hello';
+  return until(() => {
+    const i = services.findIndex((s) => s.log.count(servedHello) === 1);
+    return i < 0 ? undefined : i;
+  }, 'the service that answered /svc/hello logging it');
+}
+
 test('a client that disconnects mid-request: only the service holding it gets the disconnect, and its task is aborted', async (t) => {
   const spec = await linkEndpoint();
   const config = writeLinkConf({ sendSpec: spec });
@@ -237,15 +250,7 @@ test('a client that disconnects mid-request: only the service holding it gets th
   const client = await RawClient.open(gw.port);
   client.write('GET /svc/slow?ms=30000&data=never HTTP/1.1\r\nHost: localhost\r\n\r\n');
   // The holder has no credit left, so /svc/hello goes to the other one, which names the holder.
-  const hello = await RawClient.open(gw.port);
-  hello.write('GET /svc/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
-  assert.equal((await hello.response()).status, 200);
-  // The log line may come through the pipe after the response: wait for it.
-  const servedHello = (l: Record<string, unknown>): boolean => l.msg === 'request' && l.path === '/svc/hello';
-  const otherIndex = await until(() => {
-    const i = services.findIndex((s) => s.log.count(servedHello) === 1);
-    return i < 0 ? undefined : i;
-  }, 'the service that answered /svc/hello logging it');
+  const otherIndex = await helloServedBy(gw.port, services);
   assert.ok(otherIndex >= 0);
   const other = services[otherIndex]!;
   const holder = services[1 - otherIndex]!;
@@ -293,15 +298,7 @@ test('a hung service (SIGSTOP) is dropped on missed heartbeats, its request retr
 
   const client = await RawClient.open(gw.port);
   client.write('GET /svc/slow?ms=1500&data=retried HTTP/1.1\r\nHost: localhost\r\n\r\n');
-  const hello = await RawClient.open(gw.port);
-  hello.write('GET /svc/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
-  assert.equal((await hello.response()).status, 200);
-  // The log line may come through the pipe after the response: wait for it.
-  const servedHello = (l: Record<string, unknown>): boolean => l.msg === 'request' && l.path === '/svc/hello';
-  const otherIndex = await until(() => {
-    const i = services.findIndex((s) => s.log.count(servedHello) === 1);
-    return i < 0 ? undefined : i;
-  }, 'the service that answered /svc/hello logging it');
+  const otherIndex = await helloServedBy(gw.port, services);
   const other = services[otherIndex]!;
   const hung = services[1 - otherIndex]!;
 
