@@ -116,7 +116,19 @@ export class LinkPool implements HandlerTarget {
   /** With `curve`, the ROUTER is a CURVE server: only allow-listed services may connect. */
   constructor(config: ConfigHandler, log: Logger, options: LinkOptions = {}, curve?: CurveConfig) {
     this.config = config;
-    this.#router = new Router({ mandatory: true, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, linger: 1000, ...serverSocketOptions(curve) });
+    // sendTimeout 0: a send to a peer whose pipe is going away (not yet
+    // EHOSTUNREACH) would otherwise wait, and with one send queue for all
+    // peers hold up every other service (seen at shutdown: BYE to a service
+    // that had just left waited until the socket closed). Credit keeps live
+    // peers far below the high-water mark, so EAGAIN means a dead peer.
+    this.#router = new Router({
+      mandatory: true,
+      sendTimeout: 0,
+      sendHighWaterMark: 100_000,
+      receiveHighWaterMark: 100_000,
+      linger: 1000,
+      ...serverSocketOptions(curve),
+    });
     this.#log = log.child({ handler: config.sendIdent, transport: 'link' });
     this.#replies = new ReplyDispatch(config.sendIdent, this.#log);
     this.#heartbeatMs = options.heartbeatMs ?? 1000;
