@@ -12,6 +12,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fakeHandler, handlerConf, startGateway, type RawClient } from './helpers/gateway.js';
+import { prng } from './helpers/mutate.js';
 
 const TIMEOUT_MS = 600;
 const H = handlerConf('/h/', '7e91e5a0-0000-4000-8000-00000replies');
@@ -29,18 +30,6 @@ const getReq = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: localhos
 function assertIdle(): void {
   assert.equal(rig.pool('/h/').pending, 0, 'pool.pending');
   assert.equal(rig.gateway.inFlight, 0, 'gateway.inFlight');
-}
-
-/** A tiny seeded PRNG (mulberry32), so a failing schedule can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 test('a slow reply (after others were served, near the handler timeout) is relayed whole to its client', async () => {

@@ -10,40 +10,11 @@ import { parseReply } from '../protocol/m2-reply.js';
 import { decode } from '../protocol/tnetstring.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { FIXTURES_DIR, fixture } from './helpers/fixtures.js';
+import { mutate, prng } from './helpers/mutate.js';
 
 const SEED = Number(process.env.M2GATE_FUZZ_SEED ?? 0x5eed);
 const BUDGET_MS = Number(process.env.M2GATE_FUZZ_MS ?? 1500);
 const MIN_CASES = 20_000;
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const INTERESTING = [0x00, 0x20, 0x2c, 0x3a, 0x23, 0x7d, 0x5d, 0x21, 0x7e, 0x5e, 0x30, 0x39, 0xff, 0x22, 0x5c];
-
-function mutate(input: Buffer, rand: () => number): Buffer {
-  const bytes = [...input];
-  const edits = 1 + Math.floor(rand() * 4);
-  for (let e = 0; e < edits; e++) {
-    const at = Math.floor(rand() * (bytes.length + 1));
-    switch (Math.floor(rand() * 6)) {
-      case 0: bytes[at] = Math.floor(rand() * 256); break;
-      case 1: bytes[at] = INTERESTING[Math.floor(rand() * INTERESTING.length)]!; break;
-      case 2: bytes.splice(at, 1 + Math.floor(rand() * 8)); break;
-      case 3: bytes.splice(at, 0, ...bytes.slice(Math.floor(rand() * bytes.length), Math.floor(rand() * bytes.length))); break;
-      case 4: bytes.length = Math.min(bytes.length, at); break;
-      default: bytes.splice(at, 0, 0x39, 0x39, 0x39, 0x39, 0x39, 0x39, 0x39, 0x39, 0x39); break;
-    }
-  }
-  return Buffer.from(bytes);
-}
 
 test('mutated captures only ever raise ProtocolError, and the decoders stay usable', () => {
   const files = readdirSync(FIXTURES_DIR).filter((f) => /^(req|msg|reply)-.*\.bin$/.test(f));
