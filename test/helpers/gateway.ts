@@ -21,6 +21,7 @@ import { parseRequest, type HeaderEncoding, type M2Request } from '../../protoco
 import { encodeClose, encodeReply } from '../../protocol/m2-reply.js';
 import { ipcEndpoint } from './mongrel2.js';
 import { M2GATE_BIN, ROOT } from './service.js';
+import { readJsonLines, type LogLine } from './ndjson.js';
 
 export const WAIT_MS = 10_000;
 
@@ -467,7 +468,7 @@ export function get(port: number, path: string, headers: Record<string, string> 
 
 // ---- the CLI as a child process -------------------------------------------------------------
 
-export type LogLine = Record<string, unknown> & { msg?: string; raw?: string };
+export type { LogLine } from './ndjson.js';
 
 export interface LoggedProcess {
   readonly child: ChildProcess;
@@ -496,26 +497,12 @@ export function spawnLogged(command: string, args: string[], options: { cwd?: st
   });
   const lines: LogLine[] = [];
   let stderr = '';
-  let partial = '';
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const listeners = new Set<() => void>();
   const notify = (): void => {
     for (const l of [...listeners]) l();
   };
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
-    for (const text of parts) {
-      if (text === '') continue;
-      try {
-        const parsed: unknown = JSON.parse(text);
-        lines.push(typeof parsed === 'object' && parsed !== null ? (parsed as LogLine) : { raw: text });
-      } catch {
-        lines.push({ raw: text });
-      }
-    }
-    notify();
-  });
+  readJsonLines(child.stdout, (line) => lines.push(line), notify);
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => {

@@ -23,6 +23,7 @@ import { encodeClose, encodeReply } from '../../protocol/m2-reply.js';
 import { logCapture, RawClient, tempTree, type LogCapture } from './gateway.js';
 import { freePort } from './net.js';
 import { M2GATE_BIN, ROOT } from './service.js';
+import { readJsonLines, type LogLine } from './ndjson.js';
 
 export const LINK_WAIT_MS = 10_000;
 export const LINK_IDENT = '6c1f0e2a-0000-4000-8000-00000000link';
@@ -363,7 +364,7 @@ export class FakeRouter {
 
 // ---- the CLI as child processes -----------------------------------------------------------
 
-export type LogLine = Record<string, unknown> & { msg?: string; raw?: string };
+export type { LogLine } from './ndjson.js';
 
 export interface Cli {
   readonly child: ChildProcess;
@@ -389,24 +390,8 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Cli 
   running.add(child);
   const log = new Recorder<LogLine & { seenAt: number }>();
   let stderr = '';
-  let partial = '';
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
-    const seenAt = Date.now();
-    for (const text of parts) {
-      if (text === '') continue;
-      let line: LogLine;
-      try {
-        const parsed: unknown = JSON.parse(text);
-        line = typeof parsed === 'object' && parsed !== null ? (parsed as LogLine) : { raw: text };
-      } catch {
-        line = { raw: text };
-      }
-      log.push({ ...line, seenAt });
-    }
-  });
+  readJsonLines(child.stdout, (line) => log.push({ ...line, seenAt: Date.now() }));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-20_000)));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => {

@@ -17,6 +17,7 @@ import { Push, Subscriber } from 'zeromq';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding } from '../../protocol/m2-request.js';
 import { parseReply, type M2Reply } from '../../protocol/m2-reply.js';
 import { ipcEndpoint, startMongrel2, type Mongrel2 } from './mongrel2.js';
+import { readJsonLines, type LogLine } from './ndjson.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const M2GATE_BIN = join(ROOT, 'dist', 'cli', 'm2gate.js');
@@ -62,7 +63,7 @@ export function gate(): Gate {
 }
 
 /** One stdout line: a parsed JSON object, or `{ raw }` for anything else. */
-export type LogLine = Record<string, unknown> & { msg?: string; raw?: string };
+export type { LogLine } from './ndjson.js';
 
 export interface Exit {
   code: number | null;
@@ -126,30 +127,12 @@ export function spawnService(args: string[], options: { env?: Record<string, str
   children.add(child);
   const lines: LogLine[] = [];
   let stderr = '';
-  let partial = '';
   let exit: Exit | undefined;
   const listeners = new Set<() => void>();
   const notify = (): void => {
     for (const l of [...listeners]) l();
   };
-
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
-    for (const text of parts) {
-      if (text === '') continue;
-      let line: LogLine;
-      try {
-        const parsed: unknown = JSON.parse(text);
-        line = typeof parsed === 'object' && parsed !== null ? (parsed as LogLine) : { raw: text };
-      } catch {
-        line = { raw: text };
-      }
-      lines.push(line);
-    }
-    notify();
-  });
+  readJsonLines(child.stdout, (line) => lines.push(line), notify);
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => (stderr += chunk));
   // 'close' (not 'exit'): stdout and stderr have been read to the end by then.
