@@ -48,6 +48,7 @@ export async function startCommand(argv: string[]): Promise<void> {
   }
   const services = intFlag(values, 'services', 0) ?? 1;
   const workers = intFlag(values, 'workers', 1);
+  const maxHeapMb = intFlag(values, 'max-heap-mb', 16);
   // With CURVE on, the local services use the gateway's own key pair (same
   // host, same trust): the gateway admits its own public key besides the
   // allow-list, and the services get the pair through their environment
@@ -67,8 +68,8 @@ export async function startCommand(argv: string[]): Promise<void> {
     const args = config.transport === 'link' ? ['--connect', config.sendSpec] : ['--send', config.sendSpec, '--recv', config.recvSpec];
     args.push('--protocol', config.protocol);
     // Both ends of a link must agree on when silence means death.
-    intFlag(values, 'max-heap-mb', 16);
-    for (const flag of ['heartbeat-ms', 'liveness', 'max-heap-mb'] as const) if (values[flag] !== undefined) args.push(`--${flag}`, String(values[flag]));
+    for (const flag of ['heartbeat-ms', 'liveness'] as const) if (values[flag] !== undefined) args.push(`--${flag}`, String(values[flag]));
+    if (maxHeapMb !== undefined) args.push('--max-heap-mb', String(maxHeapMb));
     if (workers !== undefined) args.push('--workers', String(workers));
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
     if (values.routes !== undefined) args.unshift(String(values.routes));

@@ -269,8 +269,7 @@ export class LinkPool implements HandlerTarget {
     peer.inFlight.add(job);
     job.peer = peer;
     job.attempts++;
-    peer.lastSent = Date.now();
-    this.#out.send([peer.id, ...encodeLink({ command: 'REQUEST', message: job.message })], peer.onSendFailure);
+    this.#sendTo(peer, encodeLink({ command: 'REQUEST', message: job.message }));
   }
 
   #enqueue(job: Job, first: boolean): void {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { Publisher, Dealer } from 'zeromq';
-import { generateKeyPair, writeKeyPair } from '../transport/curve-keys.js';
+import { generateKeyPair, readPublicKey, writeKeyPair } from '../transport/curve-keys.js';
 import { curveClientOptions } from '../transport/curve-config.js';
 import { encodeReply } from '../protocol/m2-reply.js';
 import { encodeLink } from '../protocol/link-frames.js';
@@ -43,7 +43,7 @@ async function rig(transport: 'link' | 'mongrel2'): Promise<Rig> {
   const gw = writeKeyPair(join(dir, 'gateway'), generateKeyPair());
   const svcPair = generateKeyPair();
   const svc = writeKeyPair(join(dir, 'svc'), svcPair);
-  const gatewayPublic = (await import('../transport/curve-keys.js')).readPublicKey(gw.publicFile);
+  const gatewayPublic = readPublicKey(gw.publicFile);
   const sendSpec = `tcp://127.0.0.1:${await freePort()}`;
   const recvSpec = `tcp://127.0.0.1:${await freePort()}`;
   const conf = join(dir, 'mongrel2.conf');
