@@ -2,7 +2,7 @@
 // without transport='link'; the link variant is test/link-acceptance.test.ts). The gateway runs
 // in-process with a short handler timeout; two `m2gate service` processes (dist/, one thread
 // each, test/fixtures/routes/faults.mjs) pull from the same Handler; 8 connections keep
-// requests flowing, each naming itself (`/t/work/<id>` answers `{ id, pid }`).
+// requests flowing, each naming itself (`/t/job/<id>` answers `{ id, pid }`).
 //
 // Proves: every request gets exactly one answer — 200 with its own id, or 504 at the handler
 // timeout for the requests the dead service held — and none hangs; once the gateway has seen
@@ -65,7 +65,7 @@ test('SIGKILL a service under load (PUSH/SUB): 200 from the survivor or 504 at t
       const o: Outcome = { id, status: 'error', startedAt, ms: 0 };
       try {
         // The guard is far past the handler timeout: a request with no answer by then hangs.
-        const res = await http.request({ path: `/t/work/${id}?ms=2`, method: 'GET', headersTimeout: HANDLER_TIMEOUT_MS * 5, bodyTimeout: HANDLER_TIMEOUT_MS * 5 });
+        const res = await http.request({ path: `/t/job/${id}?ms=2`, method: 'GET', headersTimeout: HANDLER_TIMEOUT_MS * 5, bodyTimeout: HANDLER_TIMEOUT_MS * 5 });
         const text = await res.body.text();
         o.status = res.statusCode;
         if (res.statusCode === 200) {
