@@ -1,11 +1,10 @@
-// The Mongrel2 1.12.2 captures live in the shared folder beside the checkout
-// (CI lays a copy of it there too). M2GATE_FIXTURES overrides the location.
+// The Mongrel2 1.12.2 captures are the project's own test data, byte for byte
+// as captured (test/fixtures/mongrel2/README.md says how).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
-export const FIXTURES_DIR =
-  process.env.M2GATE_FIXTURES ?? fileURLToPath(new URL('../../../shared/fixtures/mongrel2/', import.meta.url));
+export const FIXTURES_DIR = fileURLToPath(new URL('../fixtures/mongrel2/', import.meta.url));
 
 export interface FixtureExpect {
   sender: string;
