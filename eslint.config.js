@@ -27,7 +27,13 @@ export default tseslint.config(
     },
   },
   {
+    files: ['public/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: globals.browser, sourceType: 'script' },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
+    ignores: ['public/**/*.js'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: globals.node },
   },

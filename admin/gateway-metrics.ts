@@ -1,0 +1,192 @@
+/**
+ * The gateway's metrics (prefix `m2gate_`) and its last-minute windows for
+ * the dashboard. One call per finished request (`requestDone`) feeds both;
+ * everything else is read from the gateway's own counters at scrape time.
+ *
+ * Link services send their own registry's values over the link (METRICS);
+ * /metrics appends them with a `service` label, so one scrape of the
+ * gateway shows the whole pool.
+ */
+import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LatencyWindow, type WindowSnapshot } from './latency-window.js';
+import { counterFrom, gaugeFrom, LATENCY_BUCKETS, methodLabel, statusClass } from './prom.js';
+import type { HandlerStatus, RouteKind } from './status.js';
+
+/** Why the gateway answered a Handler request itself. */
+export type HandlerFailure = 'no_service' | 'queue_full' | 'queue_timeout' | 'timeout' | 'bad_reply' | 'service_lost' | 'too_large';
+
+/** Why a request was refused before any target saw it. */
+export type RefusedCause = 'hygiene' | 'header_count' | 'headers_timeout' | 'request_timeout' | 'draining' | 'not_found' | 'parse_error';
+
+export interface GatewayMetricsSource {
+  inFlight(): number;
+  handlers(): HandlerStatus[];
+  bytes(): { in: number; out: number };
+  /** The latest metrics each link service sent (prom-client's JSON form). */
+  linkServices(): Array<{ handler: string; service: string; metrics: unknown[] }>;
+}
+
+const KINDS: readonly RouteKind[] = ['app', 'handler', 'dir', 'proxy'];
+
+type Child = { inc(): void };
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly #requests: Counter;
+  readonly #duration: Histogram;
+  readonly #failures: Counter;
+  readonly #refused: Counter;
+  readonly #queueWait: Histogram;
+  readonly #source: GatewayMetricsSource;
+  /** Labelled children made once per label set; `labels()` re-validates its arguments on every call. */
+  readonly #requestChildren = new Map<string, Child>();
+  readonly #durationChildren = new Map<RouteKind, { observe(v: number): void }>();
+  readonly all = new LatencyWindow();
+  readonly byKind: Record<RouteKind, LatencyWindow> = { app: new LatencyWindow(), handler: new LatencyWindow(), dir: new LatencyWindow(), proxy: new LatencyWindow() };
+  readonly #byHandler = new Map<string, LatencyWindow>();
+  readonly #failureCounts = new Map<string, { '502': number; '503': number; '504': number }>();
+
+  constructor(source: GatewayMetricsSource) {
+    this.#source = source;
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'm2gate_' });
+    this.#requests = new Counter({
+      name: 'm2gate_requests_total',
+      help: 'Requests answered, by route kind, method and status class.',
+      labelNames: ['kind', 'method', 'status'],
+      registers: [r],
+    });
+    this.#duration = new Histogram({
+      name: 'm2gate_request_duration_seconds',
+      help: 'Time from the request head to the end of the response, by route kind.',
+      labelNames: ['kind'],
+      buckets: LATENCY_BUCKETS,
+      registers: [r],
+    });
+    this.#failures = new Counter({
+      name: 'm2gate_handler_failures_total',
+      help: 'Handler requests the gateway answered itself (502/503/504/413), by Handler, status and cause.',
+      labelNames: ['handler', 'status', 'cause'],
+      registers: [r],
+    });
+    this.#refused = new Counter({
+      name: 'm2gate_refused_total',
+      help: 'Requests refused before a target saw them, by cause.',
+      labelNames: ['cause'],
+      registers: [r],
+    });
+    this.#queueWait = new Histogram({
+      name: 'm2gate_handler_queue_wait_seconds',
+      help: 'Time link requests waited in the gateway for credit, by Handler.',
+      labelNames: ['handler'],
+      buckets: LATENCY_BUCKETS,
+      registers: [r],
+    });
+    gaugeFrom(r, 'm2gate_requests_in_flight', 'Requests received and not yet answered.', [], () => [[{}, source.inFlight()]]);
+    const perHandler = (read: (h: HandlerStatus) => number) => () => source.handlers().map((h) => [{ handler: h.name }, read(h)] as const);
+    gaugeFrom(r, 'm2gate_handler_services', 'Services connected to the Handler.', ['handler'], perHandler((h) => h.connected));
+    gaugeFrom(r, 'm2gate_handler_threads', 'Worker threads the connected link services announced.', ['handler'], perHandler((h) => h.threads));
+    gaugeFrom(r, 'm2gate_handler_credit', 'Link credit of the connected services, held (requests out) or free.', ['handler', 'state'], () =>
+      source.handlers().flatMap((h) => [[{ handler: h.name, state: 'held' }, h.creditHeld], [{ handler: h.name, state: 'free' }, h.creditFree]] as const));
+    gaugeFrom(r, 'm2gate_handler_in_flight', 'Requests sent to the Handler and not yet answered.', ['handler'], perHandler((h) => h.inFlight));
+    gaugeFrom(r, 'm2gate_handler_queue_depth', 'Link requests waiting in the gateway for credit.', ['handler'], perHandler((h) => h.queueDepth));
+    counterFrom(r, 'm2gate_handler_retries_total', 'Link requests sent again to another service after theirs died.', ['handler'], perHandler((h) => h.retries));
+    counterFrom(r, 'm2gate_bytes_total', 'Bytes read from and written to client connections (closed connections).', ['direction'], () => {
+      const b = source.bytes();
+      return [[{ direction: 'in' }, b.in], [{ direction: 'out' }, b.out]];
+    });
+  }
+
+  /** One finished request. `handler` names the Handler for kind 'handler'. */
+  requestDone(kind: RouteKind, method: string | undefined, status: number, seconds: number, handler?: string): void {
+    const m = methodLabel(method);
+    const cls = statusClass(status);
+    const key = `${kind} ${m} ${cls}`;
+    let child = this.#requestChildren.get(key);
+    if (!child) {
+      child = this.#requests.labels(kind, m, cls);
+      this.#requestChildren.set(key, child);
+    }
+    child.inc();
+    let d = this.#durationChildren.get(kind);
+    if (!d) {
+      d = this.#duration.labels(kind);
+      this.#durationChildren.set(kind, d);
+    }
+    d.observe(seconds);
+    const ms = seconds * 1000;
+    this.all.record(ms, status);
+    this.byKind[kind].record(ms, status);
+    if (handler !== undefined) this.handlerWindow(handler).record(ms, status);
+  }
+
+  /** The gateway answered a Handler request itself. */
+  handlerFailure(handler: string, status: 413 | 502 | 503 | 504, cause: HandlerFailure): void {
+    this.#failures.inc({ handler, status: String(status), cause });
+    if (status === 413) return;
+    let counts = this.#failureCounts.get(handler);
+    if (!counts) {
+      counts = { '502': 0, '503': 0, '504': 0 };
+      this.#failureCounts.set(handler, counts);
+    }
+    counts[String(status) as '502' | '503' | '504']++;
+  }
+
+  refused(cause: RefusedCause): void {
+    this.#refused.inc({ cause });
+  }
+
+  queueWait(handler: string, seconds: number): void {
+    this.#queueWait.observe({ handler }, seconds);
+  }
+
+  handlerWindow(handler: string): LatencyWindow {
+    let w = this.#byHandler.get(handler);
+    if (!w) {
+      w = new LatencyWindow();
+      this.#byHandler.set(handler, w);
+    }
+    return w;
+  }
+
+  handlerFailures(handler: string): { '502': number; '503': number; '504': number } {
+    return this.#failureCounts.get(handler) ?? { '502': 0, '503': 0, '504': 0 };
+  }
+
+  kindSnapshots(): Record<RouteKind, WindowSnapshot> {
+    const out = {} as Record<RouteKind, WindowSnapshot>;
+    for (const k of KINDS) out[k] = this.byKind[k].snapshot();
+    return out;
+  }
+
+  /** The gateway's own metrics, then every link service's with `handler` and `service` labels. */
+  async metrics(): Promise<{ contentType: string; body: string }> {
+    const own = await this.registry.metrics();
+    const services = this.#source.linkServices();
+    if (services.length === 0) return { contentType: this.registry.contentType, body: own };
+    const labelled = services.map(({ handler, service, metrics }) => relabel(metrics, { handler, service }));
+    const merged = AggregatorRegistry.aggregate(labelled);
+    return { contentType: this.registry.contentType, body: `${own}\n${await merged.metrics()}` };
+  }
+}
+
+interface MetricJson {
+  name: string;
+  values: Array<{ labels?: Record<string, string | number> }>;
+}
+
+function isMetricJson(m: unknown): m is MetricJson {
+  return typeof m === 'object' && m !== null && typeof (m as MetricJson).name === 'string' && Array.isArray((m as MetricJson).values);
+}
+
+/**
+ * Adds labels to every value. A service's numbers are its own report, so the
+ * gateway only keeps metrics of the expected shape and service prefix: a
+ * confused peer cannot overwrite the gateway's own series.
+ */
+function relabel(metrics: unknown[], extra: Record<string, string>): MetricJson[] {
+  return metrics.filter(isMetricJson).filter((m) => m.name.startsWith('m2gate_service_')).map((m) => ({
+    ...m,
+    values: m.values.map((v) => ({ ...v, labels: { ...(v.labels ?? {}), ...extra } })),
+  }));
+}
