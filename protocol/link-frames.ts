@@ -13,7 +13,8 @@ export type LinkMessage =
   | { command: 'REPLY'; credit: number; message: Buffer }
   | { command: 'CREDIT'; credit: number }
   | { command: 'HEARTBEAT' }
-  | { command: 'BYE' };
+  | { command: 'BYE' }
+  | { command: 'METRICS'; report: Buffer };
 
 export type LinkCommand = LinkMessage['command'];
 
@@ -22,8 +23,8 @@ export type LinkCommand = LinkMessage['command'];
 // service about 20 us more CPU per request than PUSH/SUB on a trivial route
 // (measured: every frame is another message part for ZeroMQ to queue, frame
 // and signal), so the fields share one frame.
-const ARGS: Record<LinkCommand, number> = { READY: 3, REQUEST: 0, DISCONNECT: 0, REPLY: 1, CREDIT: 1, HEARTBEAT: 0, BYE: 0 };
-const PAYLOAD: Record<LinkCommand, boolean> = { READY: false, REQUEST: true, DISCONNECT: true, REPLY: true, CREDIT: false, HEARTBEAT: false, BYE: false };
+const ARGS: Record<LinkCommand, number> = { READY: 3, REQUEST: 0, DISCONNECT: 0, REPLY: 1, CREDIT: 1, HEARTBEAT: 0, BYE: 0, METRICS: 0 };
+const PAYLOAD: Record<LinkCommand, boolean> = { READY: false, REQUEST: true, DISCONNECT: true, REPLY: true, CREDIT: false, HEARTBEAT: false, BYE: false, METRICS: true };
 const MAX_NUMBER = 999_999;
 /** The longest header line read: version, command, numbers and a service name. */
 const MAX_HEADER = 512;
@@ -75,6 +76,8 @@ export function decodeLink(frames: readonly Buffer[]): LinkMessage {
     case 'REQUEST':
     case 'DISCONNECT':
       return { command: cmd, message: payload() };
+    case 'METRICS':
+      return { command: cmd, report: payload() };
     case 'REPLY':
       return { command: cmd, credit: parseNumber(args[0]!, 'REPLY credit'), message: payload() };
     case 'CREDIT':
@@ -118,6 +121,8 @@ export function encodeLink(message: LinkMessage): Buffer[] {
     case 'REQUEST':
     case 'DISCONNECT':
       return [Buffer.concat([header(message.command, true), message.message])];
+    case 'METRICS':
+      return [Buffer.concat([header('METRICS', true), message.report])];
     case 'REPLY':
       checkNumber(message.credit, 'credit');
       return [Buffer.concat([header(`REPLY ${message.credit}`, true), message.message])];

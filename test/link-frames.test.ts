@@ -27,6 +27,7 @@ test('each command is one frame: "M2GL1 COMMAND args", then LF and the payload w
   assert.deepEqual(texts(encodeLink({ command: 'CREDIT', credit: 999_999 })), ['M2GL1 CREDIT 999999']);
   assert.deepEqual(texts(encodeLink({ command: 'HEARTBEAT' })), ['M2GL1 HEARTBEAT']);
   assert.deepEqual(texts(encodeLink({ command: 'BYE' })), ['M2GL1 BYE']);
+  assert.deepEqual(texts(encodeLink({ command: 'METRICS', report: b('[]') })), ['M2GL1 METRICS\n[]']);
 });
 
 test('the READY name is UTF-8 both ways and may hold spaces; payloads are carried byte for byte', () => {
@@ -53,6 +54,7 @@ const anyMessage: fc.Arbitrary<LinkMessage> = fc.oneof(
   fc.record({ command: fc.constant('CREDIT' as const), credit }),
   fc.constant({ command: 'HEARTBEAT' as const }),
   fc.constant({ command: 'BYE' as const }),
+  fc.record({ command: fc.constant('METRICS' as const), report: payload }),
   // fc.record builds null-prototype objects; decodeLink returns plain ones.
 ).map((m) => ({ ...m }));
 
@@ -99,6 +101,7 @@ test('each command takes exactly its arguments, a payload exactly when it has on
   throwsLink([b('M2GL1 HEARTBEAT x')], /HEARTBEAT takes 0 argument\(s\), got 1/);
   throwsLink([b('M2GL1 HEARTBEAT\n')], /HEARTBEAT takes no payload/);
   throwsLink([b('M2GL1 BYE\nx')], /BYE takes no payload/);
+  throwsLink([b('M2GL1 METRICS')], /METRICS needs a payload/);
   throwsLink([b('M2GL1 READY 1 1')], /READY takes 3 argument\(s\), got 2/);
   throwsLink([b('M2GL1 REQUEST')], /REQUEST needs a payload after a line feed/);
   throwsLink([b('M2GL1 REQUEST x\nS')], /REQUEST takes 0 argument/);
