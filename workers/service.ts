@@ -25,7 +25,7 @@ import type { Front } from './front.js';
 import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
 import type { CurveConfig } from '../transport/curve-config.js';
-import { compileRoutes, lookupRoute, type CompiledRoute } from './routes.js';
+import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
 
@@ -85,7 +85,7 @@ interface Pending {
   slot: number;
   key: string;
   req: M2Request;
-  route: CompiledRoute | undefined;
+  route: MethodRoute | undefined;
   close: boolean;
   head: boolean;
   enqueuedAt: number;
@@ -141,7 +141,9 @@ export class Service {
   readonly #expectEncoding: 'json' | 'tnetstring' | undefined;
   #warnedEncoding = false;
   #pool!: Piscina<WorkerTask, RunResult | DescribeResult>;
-  #routes: CompiledRoute[] = [];
+  #routes: MethodRoute[] = [];
+  /** Each route's own timeout (by route index), when it sets one. */
+  #routeTimeouts: Array<number | undefined> = [];
   #front!: Front;
   #channel!: BroadcastChannel;
   #flags!: Int32Array;
@@ -252,7 +254,9 @@ export class Service {
     try {
       const failed = described.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
-      this.#routes = compileRoutes(((described[0] as PromiseFulfilledResult<DescribeResult>).value).routes);
+      const { routes } = (described[0] as PromiseFulfilledResult<DescribeResult>).value;
+      this.#routes = compileMethodRoutes(routes);
+      this.#routeTimeouts = routes.map((r) => r.timeoutMs);
     } catch (err) {
       await this.#pool.destroy();
       // The error crossed from the worker thread without Node's source excerpt:
@@ -348,7 +352,7 @@ export class Service {
   #route(p: Pending, method: string): void {
     if (this.#closing) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
     if (p.req.kind === 'upload-done') return this.#answer(p, 413, 'Request Entity Too Large\n');
-    const found = lookupRoute(this.#routes, method, p.req.path);
+    const found = matchMethodRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
     if (!found.route) {
       if (found.allow) return this.#answer(p, 405, 'Method Not Allowed\n', { Allow: found.allow.join(', ') });
@@ -383,7 +387,7 @@ export class Service {
       sender: req.sender,
       head: p.head,
     };
-    const timeoutMs = p.route?.timeoutMs ?? this.#opts.timeoutMs;
+    const timeoutMs = this.#routeTimeouts[route] ?? this.#opts.timeoutMs;
     p.timer = setTimeout(() => {
       this.stats.timedOut++;
       this.#unlive(p);

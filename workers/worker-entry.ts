@@ -9,7 +9,8 @@ import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { encodeReply } from '../protocol/m2-reply.js';
-import { parseQuery, routeEntries, type RouteEntry, type ServiceRequest } from './routes.js';
+import { parseQuery } from '../protocol/method-router.js';
+import { routeEntries, type RouteEntry, type ServiceRequest } from './routes.js';
 import { textResponse, toHttpResponse } from './result.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
 
