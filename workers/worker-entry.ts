@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { encodeReply } from '../protocol/m2-reply.js';
 import { parseQuery } from '../protocol/method-router.js';
-import { routeEntries, type RouteEntry, type ServiceRequest } from './routes.js';
+import { readServiceRoutes, type ServiceRouteEntry, type ServiceRequest } from './service-routes.js';
 import { textResponse, toHttpResponse } from './result.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
 
@@ -26,9 +26,9 @@ channel.onmessage = (event: unknown) => {
   running.get(id)?.abort(new Error('request aborted'));
 };
 
-let loaded: Promise<RouteEntry[]> | undefined;
-function routes(): Promise<RouteEntry[]> {
-  loaded ??= import(config.routesModule).then((mod: { default?: unknown }) => routeEntries(mod.default));
+let loaded: Promise<ServiceRouteEntry[]> | undefined;
+function routes(): Promise<ServiceRouteEntry[]> {
+  loaded ??= import(config.routesModule).then((mod: { default?: unknown }) => readServiceRoutes(mod.default));
   return loaded;
 }
 

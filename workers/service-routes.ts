@@ -54,7 +54,7 @@ export function defineRoutes<T extends RoutesDefinition>(routes: T): T {
   return routes;
 }
 
-export interface RouteEntry {
+export interface ServiceRouteEntry {
   pattern: string;
   timeoutMs: number | undefined;
   handler: RouteHandler;
@@ -65,7 +65,7 @@ export interface RouteEntry {
  *
  * @throws Error naming the key whose value is not a function or `{ handler }`.
  */
-export function routeEntries(def: unknown): RouteEntry[] {
+export function readServiceRoutes(def: unknown): ServiceRouteEntry[] {
   if (typeof def !== 'object' || def === null) throw new Error('the routes module must default-export an object of routes');
   return Object.entries(def).map(([pattern, value]: [string, unknown]) => {
     if (typeof value === 'function') return { pattern, timeoutMs: undefined, handler: value as RouteHandler };
