@@ -14,58 +14,21 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { BroadcastChannel } from 'node:worker_threads';
-import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { Publisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
-import { ERROR_CODES, M2gateError, ProtocolError } from '../protocol/errors.js';
+import { ProtocolError } from '../protocol/errors.js';
 import type { Front } from './front.js';
 import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
-import type { CurveConfig } from '../transport/curve-config.js';
 import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
+import { checkEndpoints } from './endpoint-probe.js';
+import { resolveServiceOptions, type ResolvedServiceOptions, type ServiceOptions } from './service-options.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
 
-export interface ServiceOptions {
-  /** file: URL or path of the compiled routes module. Defaults to the built-in demo routes. */
-  routesModule?: string;
-  /** The front's send_spec endpoints (PULL connects to each). Not with `connect`. */
-  send?: string[];
-  /** The front's recv_spec endpoints (PUB connects to each). Not with `connect`. */
-  recv?: string[];
-  /** The m2gate link instead: the gateway's ROUTER endpoint (a link Handler's send_spec). */
-  connect?: string;
-  /** Link: requests held at once, announced to the gateway. Defaults to 32 per thread: with less, trivial routes cost up to 1.5x the CPU per request of PUSH/SUB (measured: the pool idles between credit round trips); the gateway balances by measured speed, not by filling credit. */
-  credit?: number;
-  /** Link heartbeat interval in ms. Defaults to 1,000. */
-  heartbeatMs?: number;
-  /** Link: silent heartbeat intervals before the gateway counts as lost. Defaults to 3. */
-  liveness?: number;
-  /** Worker threads. Defaults to the number of cores. */
-  workers?: number;
-  /** Names this service process in its logs (the sender_id of classic Mongrel2 handlers). Defaults to a random UUID. */
-  senderId?: string;
-  /** The Handler's header encoding; both are parsed, a mismatch is logged once. */
-  expectEncoding?: 'json' | 'tnetstring' | undefined;
-  /** Service-wide task timeout in ms (routes may override). Defaults to 30,000. */
-  timeoutMs?: number;
-  /** Requests that may wait for a thread before 503 (abandoned ones do not count). Defaults to 128 per thread, at least 256. */
-  maxQueue?: number;
-  /** How long SIGTERM waits for in-flight requests, in ms. Defaults to 10,000. */
-  drainTimeoutMs?: number;
-  /** After an abort, how long a running handler may take to notice before its thread is terminated. Defaults to 1,000. */
-  abortGraceMs?: number;
-  /** Seconds for 503's Retry-After. Defaults to 1. */
-  retryAfterSeconds?: number;
-  /** Heap limit of each worker thread in MiB: a route that exceeds it gets 500 and its thread is replaced. Defaults to Node's own limit. */
-  maxHeapMb?: number | undefined;
-  /** CURVE client keys for the sockets to the front (this service's pair and the front's public key). */
-  curve?: CurveConfig | undefined;
-  logger?: Logger;
-}
+export type { ServiceOptions } from './service-options.js';
 
 export interface ServiceStats {
   received: number;
@@ -104,11 +67,6 @@ interface Pending {
 
 const now = (): number => performance.timeOrigin + performance.now();
 
-function defaultRoutesModule(): string {
-  const ext = extname(fileURLToPath(import.meta.url));
-  return new URL(`./demo-routes${ext}`, import.meta.url).href;
-}
-
 function wantsClose(req: M2Request): boolean {
   const conn = req.headers.connection;
   const value = (Array.isArray(conn) ? conn.join(',') : (conn ?? '')).toLowerCase();
@@ -129,15 +87,7 @@ export class Service {
     ignored: 0,
   };
   readonly log: Logger;
-  readonly #opts: Required<Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve'>> & {
-    curve: CurveConfig | undefined;
-    maxHeapMb: number | undefined;
-    routesModule: string;
-    senderId: string;
-    send: string[];
-    recv: string[];
-    connect: string | undefined;
-  };
+  readonly #opts: ResolvedServiceOptions;
   readonly #expectEncoding: 'json' | 'tnetstring' | undefined;
   #warnedEncoding = false;
   #pool!: Piscina<WorkerTask, RunResult | DescribeResult>;
@@ -158,38 +108,7 @@ export class Service {
   #onIdle: (() => void) | undefined;
 
   constructor(options: ServiceOptions) {
-    const workers = options.workers ?? availableParallelism();
-    if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('workers must be a positive integer');
-    const send = options.send ?? [];
-    const recv = options.recv ?? [];
-    if (options.connect !== undefined) {
-      if (send.length > 0 || recv.length > 0) throw new Error('connect (the m2gate link) and send/recv (Mongrel2) exclude each other');
-    } else if (send.length === 0 || recv.length === 0) {
-      throw new Error('at least one send and one recv endpoint are needed (or connect, for the m2gate link)');
-    }
-    if (options.curve !== undefined && options.curve.serverKey === undefined) {
-      throw new M2gateError(ERROR_CODES.CONFIG, "CURVE is on but the front's public key is missing (--curve-server-key / M2GATE_CURVE_SERVER_KEY)");
-    }
-    const credit = options.credit ?? 32 * workers;
-    if (!(Number.isInteger(credit) && credit >= 1 && credit <= 999_999)) throw new Error('credit must be an integer from 1 to 999999');
-    this.#opts = {
-      routesModule: options.routesModule ?? defaultRoutesModule(),
-      send,
-      recv,
-      connect: options.connect,
-      credit,
-      heartbeatMs: options.heartbeatMs ?? 1000,
-      liveness: options.liveness ?? 3,
-      workers,
-      senderId: options.senderId ?? randomUUID(),
-      timeoutMs: options.timeoutMs ?? 30_000,
-      maxQueue: options.maxQueue ?? Math.max(256, workers * 128),
-      drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
-      abortGraceMs: options.abortGraceMs ?? 1_000,
-      retryAfterSeconds: options.retryAfterSeconds ?? 1,
-      maxHeapMb: options.maxHeapMb,
-      curve: options.curve,
-    };
+    this.#opts = resolveServiceOptions(options);
     this.log = options.logger ?? pino({ base: { component: 'service' } });
     this.#expectEncoding = options.expectEncoding;
   }
@@ -573,27 +492,3 @@ export class Service {
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
-
-/**
- * zeromq checks an endpoint only when a socket connects to it, and the PULL
- * connects later, in a callback, where a typo would crash the process (or, for
- * the PUB, leave it hanging with the pool up). So every endpoint is tried at
- * start on a throwaway PUB, a socket that never takes a message: against the
- * front's PUSH the handshake fails, to its SUB it sends nothing.
- *
- * @throws Error naming the endpoint zeromq rejects.
- */
-function checkEndpoints(specs: readonly string[]): void {
-  const probe = new Publisher({ linger: 0 });
-  try {
-    for (const spec of specs) {
-      try {
-        probe.connect(spec);
-      } catch (err) {
-        throw new Error(`invalid endpoint '${spec}': ${(err as Error).message}`, { cause: err });
-      }
-    }
-  } finally {
-    probe.close();
-  }
-}
