@@ -13,7 +13,6 @@ import { randomUUID } from 'node:crypto';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { pino, type Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
@@ -24,6 +23,7 @@ import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
 import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
+import { TaskAborts, type AbortableTask } from './abort-main.js';
 import { checkEndpoints } from './endpoint-probe.js';
 import { resolveServiceOptions, type ResolvedServiceOptions, type ServiceOptions } from './service-options.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
@@ -43,9 +43,7 @@ export interface ServiceStats {
   ignored: number;
 }
 
-interface Pending {
-  id: number;
-  slot: number;
+interface Pending extends AbortableTask {
   key: string;
   req: M2Request;
   route: MethodRoute | undefined;
@@ -62,7 +60,6 @@ interface Pending {
   /** Used a link credit not yet returned. */
   charged: boolean;
   timer?: NodeJS.Timeout;
-  hardAbort?: NodeJS.Timeout;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -95,10 +92,7 @@ export class Service {
   /** Each route's own timeout (by route index), when it sets one. */
   #routeTimeouts: Array<number | undefined> = [];
   #front!: Front;
-  #channel!: BroadcastChannel;
-  #flags!: Int32Array;
-  #runningOn!: Int32Array;
-  #freeSlots: number[] = [];
+  #aborts!: TaskAborts<Pending>;
   /** Dispatched tasks someone still waits for: the queue limit counts these. */
   #live = 0;
   #nextId = 1;
@@ -136,15 +130,8 @@ export class Service {
     // Abandoned tasks keep their slot until piscina hands them back, so there
     // are twice as many slots as live tasks can ever need.
     const slots = 2 * (workers + maxQueue);
-    const abortFlags = new SharedArrayBuffer(slots * 4);
-    this.#flags = new Int32Array(abortFlags);
-    const runningOn = new SharedArrayBuffer(slots * 4);
-    this.#runningOn = new Int32Array(runningOn);
-    this.#freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
-    const abortChannel = `m2gate-abort-${process.pid}-${randomUUID()}`;
-    this.#channel = new BroadcastChannel(abortChannel);
-    this.#channel.unref();
-    const workerData: WorkerConfig = { routesModule: this.#opts.routesModule, abortFlags, runningOn, abortChannel };
+    this.#aborts = new TaskAborts(slots, this.#opts.abortGraceMs, (p, thread) => this.#terminate(p, thread));
+    const workerData: WorkerConfig = { routesModule: this.#opts.routesModule, abort: this.#aborts.shared };
     const ext = extname(fileURLToPath(import.meta.url));
     this.#pool = new Piscina({
       filename: new URL(`./worker-entry${ext}`, import.meta.url).href,
@@ -278,7 +265,7 @@ export class Service {
       return this.#answer(p, 404, 'Not Found\n');
     }
     p.route = found.route;
-    if (this.#live >= this.#opts.workers + this.#opts.maxQueue || this.#freeSlots.length === 0) {
+    if (this.#live >= this.#opts.workers + this.#opts.maxQueue || !this.#aborts.hasFreeSlot) {
       this.stats.rejected503++;
       return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
     }
@@ -286,11 +273,9 @@ export class Service {
   }
 
   #dispatch(p: Pending, route: number, params: Record<string, string>, method: string): void {
-    p.slot = this.#freeSlots.pop()!;
+    this.#aborts.claim(p);
     p.live = true;
     this.#live++;
-    Atomics.store(this.#flags, p.slot, 0);
-    Atomics.store(this.#runningOn, p.slot, 0);
     const { req } = p;
     const task: RunTask = {
       kind: 'run',
@@ -311,13 +296,9 @@ export class Service {
       this.stats.timedOut++;
       this.#unlive(p);
       this.#answer(p, 504, 'Gateway Timeout\n');
-      this.#abortTask(p);
+      this.#aborts.abort(p);
     }, timeoutMs);
-    // No AbortSignal: piscina queues tasks that carry one in a separate list
-    // that it serves newest-first when stricterFIFO is set (measured: 5 queued
-    // tasks ran 5,4,3,2,1), so the oldest requests would starve. An aborted task
-    // that is still queued returns at once when it starts (abortFlags); a running
-    // one that ignores its signal loses its thread (#terminate).
+    // No AbortSignal for piscina (abort-protocol.ts says why): abort-main.ts aborts it.
     this.#pool.run(task).then(
       (result) => this.#onResult(p, result as RunResult),
       (err: unknown) => this.#onFailure(p, err),
@@ -361,31 +342,11 @@ export class Service {
   #release(p: Pending): void {
     this.#unlive(p);
     clearTimeout(p.timer);
-    clearTimeout(p.hardAbort);
-    if (p.slot >= 0) {
-      this.#freeSlots.push(p.slot);
-      p.slot = -1;
-    }
+    this.#aborts.release(p);
   }
 
-  /** Cooperative abort at once (the handler's signal), thread termination after the grace period. */
-  #abortTask(p: Pending): void {
-    if (p.slot < 0) return;
-    Atomics.store(this.#flags, p.slot, p.id);
-    this.#channel.postMessage(p.id);
-    p.hardAbort = setTimeout(() => this.#terminate(p), this.#opts.abortGraceMs);
-  }
-
-  /**
-   * Ends the thread still running an aborted task; piscina then fails the task
-   * ("worker exited") and starts a replacement. The slot is still this task's:
-   * #release clears this timer when the result arrives, and piscina gives the
-   * thread no other task before that result is processed here.
-   */
-  #terminate(p: Pending): void {
-    if (p.slot < 0) return;
-    const thread = Atomics.load(this.#runningOn, p.slot);
-    if (thread === 0) return; // still queued: it returns at once when it starts
+  /** The aborted task's handler ignored its signal past the grace period (abort-protocol.ts, step 5). */
+  #terminate(p: Pending, thread: number): void {
     const worker = this.#pool.threads.find((w) => w.threadId === thread);
     if (!worker) return;
     this.log.warn({ route: p.route?.pattern, connId: p.req.connId, thread, graceMs: this.#opts.abortGraceMs }, 'aborted task ignored its signal: terminating its thread');
@@ -435,7 +396,7 @@ export class Service {
     p.abandoned = true;
     this.#unlive(p);
     this.#settled(p);
-    this.#abortTask(p);
+    this.#aborts.abort(p);
   }
 
   /** The client went away (§3.6): abort its work, send nothing. */
@@ -461,10 +422,10 @@ export class Service {
     const drained = await this.#waitIdle(this.#opts.drainTimeoutMs);
     for (const p of [...this.#inFlight]) {
       this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
-      this.#abortTask(p);
+      this.#aborts.abort(p);
     }
     await this.#front.close();
-    this.#channel.close();
+    this.#aborts.close();
     await this.#pool.destroy();
     this.log.info({ drained, stats: this.stats }, 'service stopped');
     return drained;
