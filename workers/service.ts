@@ -10,10 +10,7 @@
  * suppresses its replies.
  */
 import { randomUUID } from 'node:crypto';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { Piscina } from 'piscina';
 import { pino, type Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
@@ -26,7 +23,8 @@ import { textResponse } from './result.js';
 import { TaskAborts, type AbortableTask } from './abort-main.js';
 import { checkEndpoints } from './endpoint-probe.js';
 import { resolveServiceOptions, type ResolvedServiceOptions, type ServiceOptions } from './service-options.js';
-import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+import type { RunResult, RunTask } from './task.js';
+import { ThreadPool } from './thread-pool.js';
 
 export type { ServiceOptions } from './service-options.js';
 
@@ -87,7 +85,7 @@ export class Service {
   readonly #opts: ResolvedServiceOptions;
   readonly #expectEncoding: 'json' | 'tnetstring' | undefined;
   #warnedEncoding = false;
-  #pool!: Piscina<WorkerTask, RunResult | DescribeResult>;
+  #pool!: ThreadPool;
   #routes: MethodRoute[] = [];
   /** Each route's own timeout (by route index), when it sets one. */
   #routeTimeouts: Array<number | undefined> = [];
@@ -131,46 +129,13 @@ export class Service {
     // are twice as many slots as live tasks can ever need.
     const slots = 2 * (workers + maxQueue);
     this.#aborts = new TaskAborts(slots, this.#opts.abortGraceMs, (p, thread) => this.#terminate(p, thread));
-    const workerData: WorkerConfig = { routesModule: this.#opts.routesModule, abort: this.#aborts.shared };
-    const ext = extname(fileURLToPath(import.meta.url));
-    this.#pool = new Piscina({
-      filename: new URL(`./worker-entry${ext}`, import.meta.url).href,
-      minThreads: workers,
-      maxThreads: workers,
-      // The limit users set is enforced on live tasks (#live): piscina's queue
-      // also holds abandoned tasks until a thread reaches them, and counting
-      // those answered 503 with fewer live requests than --max-queue (measured).
-      maxQueue: slots,
-      // With the default (false) some tasks starved under sustained load here (DESIGN.md).
-      stricterFIFO: true,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      ...(this.#opts.maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: this.#opts.maxHeapMb } }),
-      workerData,
-    });
-    // Some worker failures arrive here rather than as a rejected task.
-    this.#pool.on('error', (err: unknown) => this.log.error({ err }, 'worker pool error'));
-
-    // One describe per thread, all at once (idle threads take one task each):
-    // every thread loads the routes module before the first request, and when
-    // loading fails every thread has finished booting before the pool is
-    // destroyed. Terminating a thread while piscina still require()s its entry
-    // file aborted the whole process (FATAL ERROR in loadESMFromCJS, exit 134;
-    // measured about 1 in 40 failed starts with --workers 2 on Node 20).
-    const described = await Promise.allSettled(Array.from({ length: workers }, () => this.#pool.run({ kind: 'describe' })));
-    try {
-      const failed = described.find((r) => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      const { routes } = (described[0] as PromiseFulfilledResult<DescribeResult>).value;
-      this.#routes = compileMethodRoutes(routes);
-      this.#routeTimeouts = routes.map((r) => r.timeoutMs);
-    } catch (err) {
-      await this.#pool.destroy();
-      // The error crossed from the worker thread without Node's source excerpt:
-      // keep at least its kind ("SyntaxError: Unexpected token ';'").
-      const { name, message } = err as Error;
-      const why = name && name !== 'Error' ? `${name}: ${message}` : message;
-      throw new Error(`cannot load routes module ${this.#opts.routesModule}: ${why}`, { cause: err });
-    }
+    ({ pool: this.#pool, routes: this.#routes } = await ThreadPool.start(
+      { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, abort: this.#aborts.shared, log: this.log },
+      (routes) => {
+        this.#routeTimeouts = routes.map((r) => r.timeoutMs);
+        return compileMethodRoutes(routes);
+      },
+    ));
 
     this.#front =
       connect === undefined
@@ -300,7 +265,7 @@ export class Service {
     }, timeoutMs);
     // No AbortSignal for piscina (abort-protocol.ts says why): abort-main.ts aborts it.
     this.#pool.run(task).then(
-      (result) => this.#onResult(p, result as RunResult),
+      (result) => this.#onResult(p, result),
       (err: unknown) => this.#onFailure(p, err),
     );
   }
@@ -347,10 +312,8 @@ export class Service {
 
   /** The aborted task's handler ignored its signal past the grace period (abort-protocol.ts, step 5). */
   #terminate(p: Pending, thread: number): void {
-    const worker = this.#pool.threads.find((w) => w.threadId === thread);
-    if (!worker) return;
+    if (!this.#pool.terminateThread(thread)) return;
     this.log.warn({ route: p.route?.pattern, connId: p.req.connId, thread, graceMs: this.#opts.abortGraceMs }, 'aborted task ignored its signal: terminating its thread');
-    void worker.terminate();
   }
 
   #answer(p: Pending, status: number, text: string, headers: Record<string, string> = {}): void {
