@@ -20,6 +20,7 @@ import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
 import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
+import { ConnectionOrder, wantsClose, type Ordered } from './connection-order.js';
 import { TaskAborts, type AbortableTask } from './abort-main.js';
 import { checkEndpoints } from './endpoint-probe.js';
 import { resolveServiceOptions, type ResolvedServiceOptions, type ServiceOptions } from './service-options.js';
@@ -41,7 +42,7 @@ export interface ServiceStats {
   ignored: number;
 }
 
-interface Pending extends AbortableTask {
+interface Pending extends AbortableTask, Ordered {
   key: string;
   req: M2Request;
   route: MethodRoute | undefined;
@@ -61,13 +62,6 @@ interface Pending extends AbortableTask {
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
-
-function wantsClose(req: M2Request): boolean {
-  const conn = req.headers.connection;
-  const value = (Array.isArray(conn) ? conn.join(',') : (conn ?? '')).toLowerCase();
-  if (value.includes('close')) return true;
-  return req.headers.VERSION === 'HTTP/1.0' && !value.includes('keep-alive');
-}
 
 export class Service {
   readonly stats: ServiceStats = {
@@ -94,7 +88,7 @@ export class Service {
   /** Dispatched tasks someone still waits for: the queue limit counts these. */
   #live = 0;
   #nextId = 1;
-  #connections = new Map<string, Pending[]>();
+  readonly #order = new ConnectionOrder<Pending>({ deliver: (p) => this.#deliver(p), discard: (p) => this.#drop(p) });
   #inFlight = new Set<Pending>();
   #closing = false;
   #onIdle: (() => void) | undefined;
@@ -154,7 +148,7 @@ export class Service {
       onMessage: (frame, charged) => this.#onMessage(frame, charged),
       onLost: () => {
         const held = this.#inFlight.size;
-        for (const key of [...this.#connections.keys()]) this.#abandon(key);
+        for (const key of this.#order.keys()) this.#abandon(key);
         // Their replies could reach nobody, or a client of a new front that reuses the ids.
         if (held > 0) this.log.warn({ abandoned: held }, 'the front went away: the requests it sent are forgotten');
       },
@@ -212,9 +206,7 @@ export class Service {
       charged,
     };
     this.#inFlight.add(p);
-    let queue = this.#connections.get(key);
-    if (!queue) this.#connections.set(key, (queue = []));
-    queue.push(p);
+    this.#order.add(p);
 
     this.#route(p, method);
     return true;
@@ -283,7 +275,7 @@ export class Service {
     p.status = result.status;
     this.#logRequest(p, result.startedAt - p.enqueuedAt);
     p.reply = Buffer.from(result.reply.buffer, result.reply.byteOffset, result.reply.byteLength);
-    this.#flush(p.key);
+    this.#order.flush(p.key);
   }
 
   #onFailure(p: Pending, err: unknown): void {
@@ -321,7 +313,7 @@ export class Service {
     p.status = status;
     p.reply = encodeReply(p.req.sender, p.req.connId, textResponse(status, text, headers, p.head));
     this.#logRequest(p, 0);
-    this.#flush(p.key);
+    this.#order.flush(p.key);
   }
 
   #logRequest(p: Pending, waitMs: number): void {
@@ -332,23 +324,13 @@ export class Service {
     );
   }
 
-  /** Sends decided replies in request order for one connection. */
-  #flush(key: string): void {
-    const queue = this.#connections.get(key);
-    if (!queue) return;
-    while (queue.length > 0 && queue[0]!.reply !== undefined) {
-      const p = queue.shift()!;
-      this.#settled(p);
-      this.#front.send(p.reply!, p.charged ? 1 : 0);
-      p.charged = false;
-      this.stats.replied++;
-      if (p.close) {
-        this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
-        // Later pipelined requests on a closed connection can never be answered.
-        for (const rest of queue.splice(0)) this.#drop(rest);
-      }
-    }
-    if (queue.length === 0) this.#connections.delete(key);
+  /** The request's turn in its connection's order: its reply goes out. */
+  #deliver(p: Pending): void {
+    this.#settled(p);
+    this.#front.send(p.reply!, p.charged ? 1 : 0);
+    p.charged = false;
+    this.stats.replied++;
+    if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
   }
 
   #drop(p: Pending): void {
@@ -364,9 +346,8 @@ export class Service {
 
   /** The client went away (§3.6): abort its work, send nothing. */
   #abandon(key: string): void {
-    const queue = this.#connections.get(key);
+    const queue = this.#order.take(key);
     if (!queue) return;
-    this.#connections.delete(key);
     for (const p of queue) {
       this.stats.aborted++;
       this.#drop(p);
