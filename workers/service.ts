@@ -20,6 +20,7 @@ import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
 import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
+import { CreditLedger, type CreditHolder } from './credit.js';
 import { ConnectionOrder, wantsClose, type Ordered } from './connection-order.js';
 import { TaskAborts, type AbortableTask } from './abort-main.js';
 import { checkEndpoints } from './endpoint-probe.js';
@@ -42,7 +43,7 @@ export interface ServiceStats {
   ignored: number;
 }
 
-interface Pending extends AbortableTask, Ordered {
+interface Pending extends AbortableTask, Ordered, CreditHolder {
   key: string;
   req: M2Request;
   route: MethodRoute | undefined;
@@ -56,8 +57,6 @@ interface Pending extends AbortableTask, Ordered {
   abandoned: boolean;
   /** Counted in #live. */
   live?: boolean;
-  /** Used a link credit not yet returned. */
-  charged: boolean;
   timer?: NodeJS.Timeout;
 }
 
@@ -84,6 +83,7 @@ export class Service {
   /** Each route's own timeout (by route index), when it sets one. */
   #routeTimeouts: Array<number | undefined> = [];
   #front!: Front;
+  #credit!: CreditLedger;
   #aborts!: TaskAborts<Pending>;
   /** Dispatched tasks someone still waits for: the queue limit counts these. */
   #live = 0;
@@ -144,6 +144,7 @@ export class Service {
             curve: this.#opts.curve,
             log: this.log,
           });
+    this.#credit = new CreditLedger(this.#front);
     this.#front.connect({
       onMessage: (frame, charged) => this.#onMessage(frame, charged),
       onLost: () => {
@@ -157,7 +158,7 @@ export class Service {
   }
 
   #onMessage(frame: Buffer, charged: boolean): void {
-    if (!this.#accept(frame, charged) && charged) this.#front.giveBack(1);
+    if (!this.#accept(frame, charged)) this.#credit.refundMessage(charged);
   }
 
   /** Returns true when the message became a request that will be answered (and return its credit). */
@@ -203,8 +204,9 @@ export class Service {
       head: method === 'HEAD',
       enqueuedAt: now(),
       abandoned: false,
-      charged,
+      charged: false,
     };
+    this.#credit.hold(p, charged);
     this.#inFlight.add(p);
     this.#order.add(p);
 
@@ -327,17 +329,13 @@ export class Service {
   /** The request's turn in its connection's order: its reply goes out. */
   #deliver(p: Pending): void {
     this.#settled(p);
-    this.#front.send(p.reply!, p.charged ? 1 : 0);
-    p.charged = false;
+    this.#credit.reply(p, p.reply!);
     this.stats.replied++;
     if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
   }
 
   #drop(p: Pending): void {
-    if (p.charged) {
-      p.charged = false;
-      this.#front.giveBack(1);
-    }
+    this.#credit.refund(p);
     p.abandoned = true;
     this.#unlive(p);
     this.#settled(p);
