@@ -20,6 +20,7 @@ import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
 import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
+import { InFlight } from './in-flight.js';
 import { CreditLedger, type CreditHolder } from './credit.js';
 import { ConnectionOrder, wantsClose, type Ordered } from './connection-order.js';
 import { TaskAborts, type AbortableTask } from './abort-main.js';
@@ -89,9 +90,8 @@ export class Service {
   #live = 0;
   #nextId = 1;
   readonly #order = new ConnectionOrder<Pending>({ deliver: (p) => this.#deliver(p), discard: (p) => this.#drop(p) });
-  #inFlight = new Set<Pending>();
+  readonly #inFlight = new InFlight<Pending>();
   #closing = false;
-  #onIdle: (() => void) | undefined;
 
   constructor(options: ServiceOptions) {
     this.#opts = resolveServiceOptions(options);
@@ -328,7 +328,7 @@ export class Service {
 
   /** The request's turn in its connection's order: its reply goes out. */
   #deliver(p: Pending): void {
-    this.#settled(p);
+    this.#inFlight.settle(p);
     this.#credit.reply(p, p.reply!);
     this.stats.replied++;
     if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
@@ -338,7 +338,7 @@ export class Service {
     this.#credit.refund(p);
     p.abandoned = true;
     this.#unlive(p);
-    this.#settled(p);
+    this.#inFlight.settle(p);
     this.#aborts.abort(p);
   }
 
@@ -361,8 +361,8 @@ export class Service {
     if (this.#closing) return true;
     this.#closing = true;
     this.#front.stopTaking();
-    const drained = await this.#waitIdle(this.#opts.drainTimeoutMs);
-    for (const p of [...this.#inFlight]) {
+    const drained = await this.#inFlight.waitIdle(this.#opts.drainTimeoutMs);
+    for (const p of this.#inFlight.snapshot()) {
       this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
       this.#aborts.abort(p);
     }
@@ -371,26 +371,6 @@ export class Service {
     await this.#pool.destroy();
     this.log.info({ drained, stats: this.stats }, 'service stopped');
     return drained;
-  }
-
-  #waitIdle(timeoutMs: number): Promise<boolean> {
-    if (this.#inFlight.size === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.#onIdle = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-    });
-  }
-
-  #settled(p: Pending): void {
-    this.#inFlight.delete(p);
-    if (this.#inFlight.size === 0 && this.#onIdle) {
-      const onIdle = this.#onIdle;
-      this.#onIdle = undefined;
-      onIdle();
-    }
   }
 }
 
