@@ -8,6 +8,14 @@
  * message after HTTP/1.0 or `Connection: close` requests, because Mongrel2 never
  * closes on its own. A disconnect notice aborts the connection's work and
  * suppresses its replies.
+ *
+ * This file is one request's life on the main thread (receive, route, dispatch,
+ * answer, log) and the start/stop order; the parts it composes have their own
+ * homes: service-options.ts (checks, defaults), endpoint-probe.ts,
+ * thread-pool.ts (piscina), abort-protocol.ts with abort-main.ts and
+ * abort-worker.ts (the cooperative abort), connection-order.ts (reply order),
+ * credit.ts (link credit), in-flight.ts (the drain), mongrel2-front.ts and
+ * link-front.ts (the sockets).
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
