@@ -81,6 +81,6 @@ export {
   type RouteOptions,
   type RouteResult,
   type RoutesDefinition,
-} from './workers/routes.js';
+} from './workers/service-routes.js';
 export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppDefinition, type OnReply } from './gateway/app.js';
 export type { CallInit, CallReply } from './gateway/service-call.js';

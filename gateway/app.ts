@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { toResponseInit } from '../protocol/route-result.js';
-import { compileRoutes, lookupRoute, parseQuery, type CompiledRoute } from '../workers/routes.js';
+import { compileMethodRoutes as compileRoutes, matchMethodRoute as lookupRoute, parseQuery, type MethodRoute as CompiledRoute } from '../protocol/method-router.js';
 import type { CallInit, CallReply } from './service-call.js';
 
 export interface AppRequest {
