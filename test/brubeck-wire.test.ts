@@ -221,7 +221,7 @@ test(`fuzz: mutated requests and responses only raise ProtocolError, and the dec
         accepted++;
         for (const [name, view] of Object.entries(r)) if (Buffer.isBuffer(view)) tryJson(view, name);
       } catch (err) {
-        if (!(err instanceof ProtocolError)) throw new Error(`case ${i} (seed ${seed}): ${String(err)} for ${input.toString('latin1')}`);
+        if (!(err instanceof ProtocolError)) throw new Error(`case ${i} (seed ${seed}): ${String(err)} for ${input.toString('latin1')}`, { cause: err });
       }
     }
   }
