@@ -24,6 +24,7 @@ import { ERROR_CODES, M2gateError, ProtocolError } from '../protocol/errors.js';
 import type { Front } from './front.js';
 import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
+import { BrubeckFront, type BrubeckFrontConfig } from './brubeck-front.js';
 import type { CurveConfig } from '../transport/curve-config.js';
 import { compileRoutes, lookupRoute, type CompiledRoute } from './routes.js';
 import { textResponse } from './result.js';
@@ -38,6 +39,8 @@ export interface ServiceOptions {
   recv?: string[];
   /** The m2gate link instead: the gateway's ROUTER endpoint (a link Handler's send_spec). */
   connect?: string;
+  /** Or serve a Brubeck service client (workers/brubeck-front.ts): its addresses and passphrase. */
+  brubeck?: BrubeckFrontConfig | undefined;
   /** Link: requests held at once, announced to the gateway. Defaults to 32 per thread: with less, trivial routes cost up to 1.5x the CPU per request of PUSH/SUB (measured: the pool idles between credit round trips); the gateway balances by measured speed, not by filling credit. */
   credit?: number;
   /** Link heartbeat interval in ms. Defaults to 1,000. */
@@ -129,7 +132,8 @@ export class Service {
     ignored: 0,
   };
   readonly log: Logger;
-  readonly #opts: Required<Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve'>> & {
+  readonly #opts: Required<Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck'>> & {
+    brubeck: BrubeckFrontConfig | undefined;
     curve: CurveConfig | undefined;
     maxHeapMb: number | undefined;
     routesModule: string;
@@ -160,9 +164,10 @@ export class Service {
     if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('workers must be a positive integer');
     const send = options.send ?? [];
     const recv = options.recv ?? [];
+    if (options.brubeck !== undefined && (options.connect !== undefined || send.length > 0 || recv.length > 0)) throw new Error('brubeck excludes connect and send/recv');
     if (options.connect !== undefined) {
       if (send.length > 0 || recv.length > 0) throw new Error('connect (the m2gate link) and send/recv (Mongrel2) exclude each other');
-    } else if (send.length === 0 || recv.length === 0) {
+    } else if (options.brubeck === undefined && (send.length === 0 || recv.length === 0)) {
       throw new Error('at least one send and one recv endpoint are needed (or connect, for the m2gate link)');
     }
     if (options.curve !== undefined && options.curve.serverKey === undefined) {
@@ -175,6 +180,7 @@ export class Service {
       send,
       recv,
       connect: options.connect,
+      brubeck: options.brubeck,
       credit,
       heartbeatMs: options.heartbeatMs ?? 1000,
       liveness: options.liveness ?? 3,
@@ -263,7 +269,9 @@ export class Service {
     }
 
     this.#front =
-      connect === undefined
+      this.#opts.brubeck !== undefined
+        ? new BrubeckFront(this.#opts.brubeck, this.log)
+        : connect === undefined
         ? new Mongrel2Front(send, recv, this.log, this.#opts.curve)
         : new LinkFront({
             endpoint: connect,
