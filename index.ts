@@ -101,3 +101,4 @@ export {
 } from './workers/routes.js';
 export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppDefinition, type OnReply } from './gateway/app.js';
 export type { CallInit, CallReply } from './gateway/service-call.js';
+export type { BrubeckReply } from './gateway/brubeck-client.js';
