@@ -29,6 +29,7 @@ import { checkRequest } from './request-hygiene.js';
 import { AppRoutes } from './app.js';
 import { serviceCall, type CallInit, type CallReply } from './service-call.js';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
+import { BRUBECK_SCHEME, BrubeckClients, type BrubeckServiceConfig } from './brubeck-client.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -55,6 +56,8 @@ export interface GatewayOptions {
   link?: LinkOptions;
   /** CURVE for the handler sockets (both transports): the gateway's key pair and the services' allowed public keys. */
   curve?: CurveConfig | undefined;
+  /** Brubeck services app routes reach as `brubeck://NAME/path` (gateway/brubeck-client.ts). */
+  brubeck?: readonly BrubeckServiceConfig[];
 }
 
 export interface GatewayStats {
@@ -99,6 +102,8 @@ export class Gateway {
   readonly #hygiene: { maxHeaders: number };
   /** Service calls (ctx.call / ctx.send) still waiting for their reply: close() aborts them. */
   readonly #calls = new Set<AbortController>();
+  /** The Brubeck services of options.brubeck. */
+  readonly brubeck: BrubeckClients;
   #adapter: Mongrel2Adapter | undefined;
   #zap: ZapAuthenticator | undefined;
   #closing = false;
@@ -145,7 +150,8 @@ export class Gateway {
     }));
     this.#table = new RouteTable(hosts, options.server.defaultHost);
     this.#hygiene = { maxHeaders: settingInt(options.config, 'limits.header_count', 1280) };
-    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init) => this.call(path, init), log: this.log.child({ app: true }), stats: this.stats });
+    this.brubeck = new BrubeckClients(options.brubeck ?? [], this.log);
+    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init, async) => this.call(path, init, async), log: this.log.child({ app: true }), stats: this.stats });
     this.#server = createServer(
       {
         // Mongrel2 routes requests without Host to the default host (§3.2).
@@ -199,6 +205,7 @@ export class Gateway {
     // Before any CURVE server socket binds: without it libzmq refuses every client.
     this.#zap = await startCurveAuthenticator(this.#opts.curve, this.log);
     await Promise.all(this.pools.map((p) => p.bind()));
+    await this.brubeck.bind();
     if (this.#opts.mongrel2) {
       this.#adapter = new Mongrel2Adapter({
         ...this.#opts.mongrel2,
@@ -347,7 +354,9 @@ export class Gateway {
    * @throws M2gateError M2G_ERR_NO_ROUTE (404) and whatever serviceCall throws;
    *   a call still waiting when close() has drained fails with M2G_ERR_CALL_ABORTED.
    */
-  call(path: string, init: CallInit = {}): Promise<CallReply> {
+  call(path: string, init: CallInit = {}, async = false): Promise<CallReply> {
+    // A Brubeck service (not the route table): its client aborts what waits when it closes.
+    if (path.startsWith(BRUBECK_SCHEME)) return this.brubeck.call(path, init, this.#timeoutMs, async);
     const q = path.indexOf('?');
     const match = this.#table.match(undefined, q < 0 ? path : path.slice(0, q));
     if (match?.route.target.kind !== 'handler') {
@@ -387,6 +396,7 @@ export class Gateway {
     await closed;
     // Before the pools close, so that the handlers get their disconnect notices (§3.6).
     for (const stop of this.#calls) stop.abort();
+    await this.brubeck.close();
     await Promise.all([...this.pools.map((p) => p.close()), ...this.#proxies.map((p) => p.close())]);
     await this.#zap?.close();
     this.log.info({ drained, stats: this.stats }, 'gateway stopped');

@@ -18,6 +18,8 @@ export interface CallInit {
   timeoutMs?: number;
   /** Aborts the call (and the service's task, through a disconnect notice). */
   signal?: AbortSignal;
+  /** `brubeck://` calls only: the request's `arguments` dict (merged over the query's keys). */
+  arguments?: Record<string, unknown>;
 }
 
 export interface CallReply {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import type { CurveConfig } from '../transport/curve-config.js';
+import type { BrubeckFrontConfig } from './brubeck-front.js';
 
 export interface ServiceOptions {
   /** file: URL or path of the compiled routes module. Defaults to the built-in demo routes. */
@@ -19,6 +20,8 @@ export interface ServiceOptions {
   recv?: string[];
   /** The m2gate link instead: the gateway's ROUTER endpoint (a link Handler's send_spec). */
   connect?: string;
+  /** Or serve a Brubeck service client (workers/brubeck-front.ts): its addresses and passphrase. */
+  brubeck?: BrubeckFrontConfig | undefined;
   /** Link: requests held at once, announced to the gateway. Defaults to 32 per thread: with less, trivial routes cost up to 1.5x the CPU per request of PUSH/SUB (measured: the pool idles between credit round trips); the gateway balances by measured speed, not by filling credit. */
   credit?: number;
   /** Link heartbeat interval in ms. Defaults to 1,000. */
@@ -50,8 +53,9 @@ export interface ServiceOptions {
 
 /** The options with every default applied (the logger is the Service's own). */
 export type ResolvedServiceOptions = Required<
-  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve'>
+  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck'>
 > & {
+  brubeck: BrubeckFrontConfig | undefined;
   curve: CurveConfig | undefined;
   maxHeapMb: number | undefined;
   routesModule: string;
@@ -79,9 +83,10 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
   if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('workers must be a positive integer');
   const send = options.send ?? [];
   const recv = options.recv ?? [];
+  if (options.brubeck !== undefined && (options.connect !== undefined || send.length > 0 || recv.length > 0)) throw new Error('brubeck excludes connect and send/recv');
   if (options.connect !== undefined) {
     if (send.length > 0 || recv.length > 0) throw new Error('connect (the m2gate link) and send/recv (Mongrel2) exclude each other');
-  } else if (send.length === 0 || recv.length === 0) {
+  } else if (options.brubeck === undefined && (send.length === 0 || recv.length === 0)) {
     throw new Error('at least one send and one recv endpoint are needed (or connect, for the m2gate link)');
   }
   if (options.curve !== undefined && options.curve.serverKey === undefined) {
@@ -94,6 +99,7 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     send,
     recv,
     connect: options.connect,
+    brubeck: options.brubeck,
     credit,
     heartbeatMs: options.heartbeatMs ?? 1000,
     liveness: options.liveness ?? 3,

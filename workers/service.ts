@@ -26,6 +26,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { Front } from './front.js';
 import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
+import { BrubeckFront } from './brubeck-front.js';
 import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
 import { InFlight } from './in-flight.js';
@@ -140,7 +141,9 @@ export class Service {
     ));
 
     this.#front =
-      connect === undefined
+      this.#opts.brubeck !== undefined
+        ? new BrubeckFront(this.#opts.brubeck, this.log)
+        : connect === undefined
         ? new Mongrel2Front(send, recv, this.log, this.#opts.curve)
         : new LinkFront({
             endpoint: connect,
