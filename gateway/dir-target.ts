@@ -71,6 +71,7 @@ import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
 import { lookup as lookupMime } from 'mime-types';
 import type { ConfigDir } from '../protocol/mongrel2-conf.js';
+import { sendShortAnswer } from './short-answer.js';
 import { RecordCache, sameFile, settled, type DirCacheLimits, type FileRecord } from './file-cache.js';
 
 export type { DirCacheLimits } from './file-cache.js';
@@ -161,24 +162,10 @@ const SERVED: Promise<void> = Promise.resolve();
 /** Anything unexpected: 500 if we still can, else cut the connection (cannot reframe). */
 function fail(res: ServerResponse): void {
   try {
-    sendText(res, 500, 'Internal Server Error', { Connection: 'close' });
+    sendShortAnswer(res, 500, 'Internal Server Error', { close: true });
   } catch {
     res.destroy();
   }
-}
-
-/** Ends `res` with a short text/plain body (§9 style); destroys it if the head already went. */
-function sendText(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(status, {
-    ...headers,
-    'Content-Type': 'text/plain',
-    'Content-Length': String(Buffer.byteLength(body)),
-  });
-  res.end(body);
 }
 
 /**
@@ -312,13 +299,13 @@ export class DirTarget {
     const method = req.method ?? '';
     if (method !== 'GET' && method !== 'HEAD') {
       // §7: only GET and HEAD; Mongrel2 also closes (the request may carry an unread body).
-      sendText(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD', Connection: 'close' });
+      sendShortAnswer(res, 405, 'Method Not Allowed', { headers: { Allow: 'GET, HEAD' }, close: true });
       return;
     }
     // §7: the prefix-longer-than-path case (route-table quirk `/us` → `/users`) is a 404.
     const segments = path.startsWith(prefix) ? safeSegments(path.slice(prefix.length)) : undefined;
     if (segments === undefined) {
-      sendText(res, 404, 'Not Found');
+      sendShortAnswer(res, 404, 'Not Found');
       return;
     }
     const wantsIndex = path.endsWith('/');
@@ -347,7 +334,7 @@ export class DirTarget {
       // §7: realpath, then require the result inside the base; the separator stops `www-secret`.
       const real = await realpath(join(baseReal, ...segments));
       if (!isInside(real, baseReal)) {
-        sendText(res, 404, 'Not Found');
+        sendShortAnswer(res, 404, 'Not Found');
         return;
       }
       fh = await open(real, OPEN_FLAGS);
@@ -360,7 +347,7 @@ export class DirTarget {
         return;
       }
       if (!stat.isFile()) {
-        sendText(res, 404, 'Not Found');
+        sendShortAnswer(res, 404, 'Not Found');
         return;
       }
       const rec = this.#record(key, real, stat, segments[segments.length - 1] ?? '', statAt);
@@ -370,7 +357,7 @@ export class DirTarget {
       await this.#sendRecord(req, res, rec, { fh: handle, statAt });
     } catch (err) {
       const code = errCode(err);
-      if (code !== undefined && NOT_FOUND_CODES.has(code)) sendText(res, 404, 'Not Found');
+      if (code !== undefined && NOT_FOUND_CODES.has(code)) sendShortAnswer(res, 404, 'Not Found');
       else throw err;
     } finally {
       if (fh !== undefined) await fh.close().catch(() => undefined);
@@ -483,7 +470,7 @@ export class DirTarget {
   #answerFromRecord(req: IncomingMessage, res: ServerResponse, rec: FileRecord): boolean {
     const verdict = conditional(req, rec.etag, rec.mtimeSec);
     if (verdict === 412) {
-      sendText(res, 412, 'Precondition Failed');
+      sendShortAnswer(res, 412, 'Precondition Failed');
       return true;
     }
     if (verdict === 304) {
@@ -549,7 +536,7 @@ export class DirTarget {
     const q = url.indexOf('?');
     // Collapse leading slashes: `//evil.example/` would be a scheme-relative off-site redirect.
     const location = `${path.replace(/^\/+/, '/')}/${q < 0 ? '' : url.slice(q)}`;
-    sendText(res, 301, 'Moved Permanently', { Location: location });
+    sendShortAnswer(res, 301, 'Moved Permanently', { headers: { Location: location } });
   }
 
   #contentType(name: string): string {

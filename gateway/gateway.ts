@@ -9,7 +9,7 @@
  * requests up to the drain timeout; cut what is left; close the handler
  * sockets and proxy pools.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -29,6 +29,7 @@ import { checkRequest } from './request-hygiene.js';
 import { AppRoutes } from './app.js';
 import { serviceCall, type CallInit, type CallReply } from './service-call.js';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
+import { RETRY_AFTER_DEFAULT_S, sendShortAnswer, shortAnswerBytes } from './short-answer.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -55,6 +56,8 @@ export interface GatewayOptions {
   link?: LinkOptions;
   /** CURVE for the handler sockets (both transports): the gateway's key pair and the services' allowed public keys. */
   curve?: CurveConfig | undefined;
+  /** Retry-After seconds on every 503 the gateway answers itself (draining, no handler, link queue). Defaults to 1. */
+  retryAfterSeconds?: number;
 }
 
 export interface GatewayStats {
@@ -72,16 +75,6 @@ export interface GatewayStats {
 
 type Target = { kind: 'handler'; pool: HandlerTarget } | { kind: 'dir'; dir: DirTarget } | { kind: 'proxy'; proxy: ProxyTarget };
 
-function plain(res: ServerResponse, status: number, message: string, extra: Record<string, string | number> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = Buffer.from(message);
-  res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...extra });
-  res.end(body);
-}
-
 export class Gateway {
   readonly log: Logger;
   readonly stats: GatewayStats = { requests: 0, rejected: 0, notFound: 0, unavailable: 0, timedOut: 0, tooLarge: 0, clientGone: 0, asyncReplies: 0, asyncDropped: 0, asyncErrors: 0 };
@@ -92,6 +85,7 @@ export class Gateway {
   readonly #server: Server;
   readonly #maxBody: number;
   readonly #timeoutMs: number;
+  readonly #retryAfterS: number;
   readonly #inFlight = new Set<ServerResponse>();
   /** Each connection's latest response, so that a parse error is answered in order (clientError). */
   readonly #lastResponse = new WeakMap<object, ServerResponse>();
@@ -108,6 +102,7 @@ export class Gateway {
     this.#opts = options;
     this.log = options.logger ?? pino({ base: { component: 'gateway' } });
     this.#timeoutMs = options.handlerTimeoutMs ?? 30_000;
+    this.#retryAfterS = options.retryAfterSeconds ?? RETRY_AFTER_DEFAULT_S;
     // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
     this.#maxBody = settingInt(options.config, 'limits.content_length', 20_480);
     const targets = new Map<ConfigTarget, Target>();
@@ -163,13 +158,14 @@ export class Gateway {
     this.#server.maxHeadersCount = 0;
     this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       // CONNECT has no route here; without a listener node drops the socket silently.
-      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 11\r\n\r\nBad Request');
+      socket.end(shortAnswerBytes(400, 'Bad Request'));
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.stats.rejected++;
-      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const text = STATUS_CODES[status]!;
       const refuse = (): void => {
-        if (socket.writable && !socket.writableEnded) socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        if (socket.writable && !socket.writableEnded) socket.end(shortAnswerBytes(status, text));
         else socket.destroy();
       };
       // A response may still belong to this connection: a raw answer written now would be read
@@ -179,7 +175,7 @@ export class Gateway {
       if (!last.req.complete) {
         // The error is in that request's own body (a bad chunk, or the body of a head we
         // already refused): it gets one answer, never two.
-        if (!last.headersSent) plain(last, Number(status.slice(0, 3)), status.slice(4), { Connection: 'close' });
+        if (!last.headersSent) sendShortAnswer(last, status, text, { close: true });
         else if (!last.writableEnded) last.destroy();
         else if (last.writableFinished) socket.end();
         else last.once('finish', () => socket.end());
@@ -243,12 +239,12 @@ export class Gateway {
     this.#track(res);
     if (this.#closing) {
       this.stats.unavailable++;
-      return plain(res, 503, 'Service Unavailable', { Connection: 'close', 'Retry-After': 1 });
+      return sendShortAnswer(res, 503, 'Service Unavailable', { close: true, retryAfterS: this.#retryAfterS });
     }
     const bad = checkRequest(req, this.#hygiene);
     if (bad) {
       this.stats.rejected++;
-      return plain(res, bad.status, bad.message, { Connection: 'close' });
+      return sendShortAnswer(res, bad.status, bad.message, { close: true });
     }
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -259,7 +255,7 @@ export class Gateway {
     if (!match) {
       this.stats.notFound++;
       // Mongrel2's unmatched-route 404 closes the connection (§6.2).
-      return plain(res, 404, 'Not Found', { Connection: 'close' });
+      return sendShortAnswer(res, 404, 'Not Found', { close: true });
     }
     const target = match.route.target;
     switch (target.kind) {
@@ -278,12 +274,12 @@ export class Gateway {
   #toHandler(req: IncomingMessage, res: ServerResponse, pool: HandlerTarget, pattern: string): void {
     if (!pool.hasPeers) {
       this.stats.unavailable++;
-      return plain(res, 503, 'Service Unavailable', { 'Retry-After': 1 });
+      return sendShortAnswer(res, 503, 'Service Unavailable', { retryAfterS: this.#retryAfterS });
     }
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > this.#maxBody) {
       this.stats.tooLarge++;
-      return plain(res, 413, 'Entity Too Large', { Connection: 'close' });
+      return sendShortAnswer(res, 413, 'Entity Too Large', { close: true });
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -295,7 +291,7 @@ export class Gateway {
         if (!tooLarge) {
           tooLarge = true;
           this.stats.tooLarge++;
-          plain(res, 413, 'Entity Too Large', { Connection: 'close' });
+          sendShortAnswer(res, 413, 'Entity Too Large', { close: true });
         }
         return;
       }
@@ -318,7 +314,7 @@ export class Gateway {
       relay.abort(504, 'Gateway Timeout');
       pool.disconnect(connId);
     }, this.#timeoutMs);
-    const relay = new HttpRelay(res, req.method === 'HEAD', {
+    const relay = new HttpRelay(res, req.method === 'HEAD', this.#retryAfterS, {
       onActivity: () => timer.refresh(),
       onDone: () => {
         clearTimeout(timer);
@@ -336,7 +332,7 @@ export class Gateway {
     if (!pool.send({ connId, path, headers, body }, relay)) {
       clearTimeout(timer);
       this.stats.unavailable++;
-      relay.abort(503, 'Service Unavailable', { 'Retry-After': '1' });
+      relay.abort(503, 'Service Unavailable');
     }
   }
 

@@ -24,10 +24,8 @@ export interface LinkOptions {
   liveness?: number;
   /** Requests that may wait for credit before 503. Defaults to 256. */
   maxQueue?: number;
-  /** Longest wait for credit, in ms, before 503. Defaults to 10,000. */
+  /** Longest wait for credit, in ms, before 503 (with GatewayOptions.retryAfterSeconds). Defaults to 10,000. */
   queueTimeoutMs?: number;
-  /** Seconds for 503's Retry-After. Defaults to 1. */
-  retryAfterSeconds?: number;
 }
 
 export interface LinkStats extends HandlerPoolStats {
@@ -103,7 +101,6 @@ export class LinkPool implements HandlerTarget {
   readonly #liveness: number;
   readonly #maxQueue: number;
   readonly #queueTimeoutMs: number;
-  readonly #retryAfter: string;
   readonly #linkStats = { registered: 0, lost: 0, retried: 0, failed: 0, queueRejected: 0, malformedLink: 0 };
   #peerWaiters: Array<() => void> = [];
   #heartbeat: NodeJS.Timeout | undefined;
@@ -135,7 +132,6 @@ export class LinkPool implements HandlerTarget {
     this.#liveness = options.liveness ?? 3;
     this.#maxQueue = options.maxQueue ?? 256;
     this.#queueTimeoutMs = options.queueTimeoutMs ?? 10_000;
-    this.#retryAfter = String(options.retryAfterSeconds ?? 1);
     this.#out = new SendQueue(this.#router, { maxQueued: 100_000, onError: (err) => this.#log.error({ err }, 'link send failed') });
     // A dropped connection (SIGKILL, crash) shows here long before heartbeats
     // miss; the event does not say which peer it was, so probe them all: with
@@ -287,7 +283,7 @@ export class LinkPool implements HandlerTarget {
     for (const job of this.#queue.filter((j) => j.queuedAt <= limit)) {
       this.#linkStats.queueRejected++;
       this.#finish(job.connId);
-      this.#replies.fail(job.connId, 503, 'Service Unavailable', { 'Retry-After': this.#retryAfter });
+      this.#replies.fail(job.connId, 503, 'Service Unavailable');
     }
   }
 
@@ -479,7 +475,7 @@ export class LinkPool implements HandlerTarget {
     clearInterval(this.#queueSweep);
     for (const job of [...this.#queue]) {
       this.#finish(job.connId);
-      this.#replies.fail(job.connId, 503, 'Service Unavailable', { 'Retry-After': this.#retryAfter });
+      this.#replies.fail(job.connId, 503, 'Service Unavailable');
     }
     for (const peer of this.#peers.values()) this.#out.send([peer.id, ...BYE]);
     let timer: NodeJS.Timeout | undefined;

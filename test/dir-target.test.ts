@@ -184,7 +184,7 @@ describe('serving files', () => {
     const r = await get('/static/a.txt', {}, 'POST');
     assert.equal(r.status, 405);
     assert.equal(r.headers.allow, 'GET, HEAD');
-    assert.equal(r.headers['content-type'], 'text/plain');
+    assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
     assert.equal(r.body.toString(), 'Method Not Allowed');
   });
 
@@ -193,7 +193,7 @@ describe('serving files', () => {
       const r = await raw(path);
       assert.equal(r.status, 404, path);
       assert.equal(r.body.toString(), 'Not Found', path);
-      assert.equal(header(r, 'content-type'), 'text/plain', path);
+      assert.equal(header(r, 'content-type'), 'text/plain; charset=utf-8', path);
     }
   });
 
