@@ -10,7 +10,7 @@
  *   reference), not Mongrel2's broken `//<Host><URI>/`, which puts the slash after the query.
  * - The ETag is a quoted strong tag `"<hex mtime ms>-<hex size>"` (Mongrel2: unquoted
  *   `<hex mtime s>-<hex size>`, which is not a valid entity-tag); conditionals follow RFC 9110
- *   §13.2.2 (a well-formed but non-matching `If-Match` is 412 too, and `W/` tags compare weakly).
+ *   §13.2.2 (gateway/conditional.ts).
  * - 304 carries no `Content-Length` (Mongrel2 sends `Content-Length: 0`, which RFC 9110 §8.6
  *   forbids unless it equals the 200 length).
  * - Invalid percent-encoding, overlong UTF-8, NUL, encoded `/` or `\` inside a segment, FIFOs,
@@ -72,6 +72,7 @@ import { extname, join, resolve, sep } from 'node:path';
 import { lookup as lookupMime } from 'mime-types';
 import type { ConfigDir } from '../protocol/mongrel2-conf.js';
 import { sendShortAnswer } from './short-answer.js';
+import { evaluateConditionals } from './conditional.js';
 import { RecordCache, sameFile, settled, type DirCacheLimits, type FileRecord } from './file-cache.js';
 
 export type { DirCacheLimits } from './file-cache.js';
@@ -113,7 +114,6 @@ const NOT_FOUND_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'ENAMETOOLONG', '
 // a regular file). O_NOFOLLOW: the final component must not be a symlink swapped in after
 // realpath. Both are 0 where the platform lacks them.
 const OPEN_FLAGS = FS.O_RDONLY | (FS.O_NOFOLLOW ?? 0) | (FS.O_NONBLOCK ?? 0);
-const ETAG_LIST = /(?:W\/)?"[^"]*"/g;
 /** Files up to this size are read whole and sent with one `res.end(buffer)`. */
 const SMALL_FILE = 64 * 1024;
 /** Bytes a record is accounted at besides its body (paths, strings, the object itself). */
@@ -468,7 +468,7 @@ export class DirTarget {
    * from its body — and says so; false (nothing sent) when the bytes must be read.
    */
   #answerFromRecord(req: IncomingMessage, res: ServerResponse, rec: FileRecord): boolean {
-    const verdict = conditional(req, rec.etag, rec.mtimeSec);
+    const verdict = evaluateConditionals(req.headers, rec.etag, rec.mtimeSec);
     if (verdict === 412) {
       sendShortAnswer(res, 412, 'Precondition Failed');
       return true;
@@ -544,38 +544,4 @@ export class DirTarget {
     if (ext === '') return this.#defaultCtype;
     return this.#overrides.get(ext) ?? (lookupMime(ext) || this.#defaultCtype);
   }
-}
-
-/** The entity-tags of an If-Match / If-None-Match list (commas may sit inside quotes). */
-function entityTags(header: string): string[] {
-  return header.match(ETAG_LIST) ?? [];
-}
-
-/**
- * RFC 9110 §13.2.2 evaluation order (Mongrel2 checks the same four headers, §7): If-Match,
- * else If-Unmodified-Since → 412; If-None-Match, else If-Modified-Since → 304. Dates that do
- * not parse are ignored, as the RFC requires.
- */
-function conditional(req: IncomingMessage, etag: string, mtimeSec: number): 200 | 304 | 412 {
-  const h = req.headers;
-  const ifMatch = h['if-match'];
-  if (ifMatch !== undefined) {
-    // Strong comparison: a weak tag never satisfies If-Match.
-    if (ifMatch.trim() !== '*' && !entityTags(ifMatch).includes(etag)) return 412;
-  } else if (h['if-unmodified-since'] !== undefined) {
-    const t = Date.parse(h['if-unmodified-since']);
-    if (!Number.isNaN(t) && mtimeSec > Math.floor(t / 1000)) return 412;
-  }
-  const ifNoneMatch = h['if-none-match'];
-  if (ifNoneMatch !== undefined) {
-    // Weak comparison: `W/"x"` matches `"x"`.
-    if (ifNoneMatch.trim() === '*') return 304;
-    const tags = entityTags(ifNoneMatch).map((t) => (t.startsWith('W/') ? t.slice(2) : t));
-    return tags.includes(etag) ? 304 : 200;
-  }
-  if (h['if-modified-since'] !== undefined) {
-    const t = Date.parse(h['if-modified-since']);
-    if (!Number.isNaN(t) && mtimeSec <= Math.floor(t / 1000)) return 304;
-  }
-  return 200;
 }
