@@ -83,4 +83,4 @@ export {
   type RoutesDefinition,
 } from './workers/routes.js';
 export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppDefinition, type OnReply } from './gateway/app.js';
-export type { CallInit, CallReply } from './gateway/service-call.js';
+export type { CallInit, CallReply } from './gateway/handler/index.js';

@@ -71,6 +71,7 @@ import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
 import { lookup as lookupMime } from 'mime-types';
 import type { ConfigDir } from '../protocol/mongrel2-conf.js';
+import type { RouteHit, RouteTarget } from './route-target.js';
 import { sendShortAnswer } from './short-answer.js';
 import { evaluateConditionals } from './conditional.js';
 import { RecordCache, sameFile, settled, type DirCacheLimits, type FileRecord } from './file-cache.js';
@@ -243,7 +244,7 @@ interface Opened {
 }
 
 /** A static-file target for one `Dir(...)` config entry. */
-export class DirTarget {
+export class DirTarget implements RouteTarget {
   readonly #base: string;
   readonly #indexFile: string;
   readonly #defaultCtype: string;
@@ -281,10 +282,11 @@ export class DirTarget {
   }
 
   /**
-   * Serve `req`. `prefix` is the matched route prefix (e.g. `/static/`), `path` the raw request
-   * path without the query. Always ends (or destroys) the response; never throws or rejects.
+   * Serve `req`. `hit.prefix` is the matched route prefix (e.g. `/static/`), `hit.path` the raw
+   * request path without the query. Always ends (or destroys) the response; never throws or rejects.
    */
-  serve(req: IncomingMessage, res: ServerResponse, prefix: string, path: string): Promise<void> {
+  serve(req: IncomingMessage, res: ServerResponse, hit: Pick<RouteHit, 'prefix' | 'path'>): Promise<void> {
+    const { prefix, path } = hit;
     try {
       // Answers from memory complete synchronously: no promise of their own (the hot path).
       return this.#serve(req, res, prefix, path)?.catch(() => fail(res)) ?? SERVED;

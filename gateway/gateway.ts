@@ -17,17 +17,14 @@ import { Mongrel2Adapter } from './mongrel2-adapter.js';
 import { pino, type Logger } from 'pino';
 import { settingInt, type ConfigServer, type ConfigTarget, type Mongrel2Config } from '../protocol/mongrel2-conf.js';
 import { RouteTable } from './route-table.js';
-import { HandlerPool, nextConnId, type HandlerTarget } from './handler-pool.js';
-import { LinkPool, type LinkOptions } from './link-pool.js';
+import { HandlerDispatch, LinkPool, PushSubPool, serviceCall, type CallInit, type CallReply, type HandlerTarget, type LinkOptions } from './handler/index.js';
+import type { RouteTarget } from './route-target.js';
 import type { CurveConfig } from '../transport/curve-config.js';
 import { startCurveAuthenticator, type ZapAuthenticator } from '../transport/zap-authenticator.js';
-import { HttpRelay } from './http-relay.js';
 import { DirTarget } from './dir-target.js';
 import { ProxyTarget } from './proxy-target.js';
-import { buildHeaders } from './m2-request-builder.js';
 import { checkRequest } from './request-hygiene.js';
 import { AppRoutes } from './app.js';
-import { serviceCall, type CallInit, type CallReply } from './service-call.js';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { RETRY_AFTER_DEFAULT_S, sendShortAnswer, shortAnswerBytes } from './short-answer.js';
 
@@ -73,17 +70,14 @@ export interface GatewayStats {
   asyncErrors: number;
 }
 
-type Target = { kind: 'handler'; pool: HandlerTarget } | { kind: 'dir'; dir: DirTarget } | { kind: 'proxy'; proxy: ProxyTarget };
-
 export class Gateway {
   readonly log: Logger;
   readonly stats: GatewayStats = { requests: 0, rejected: 0, notFound: 0, unavailable: 0, timedOut: 0, tooLarge: 0, clientGone: 0, asyncReplies: 0, asyncDropped: 0, asyncErrors: 0 };
   readonly pools: HandlerTarget[] = [];
   readonly #opts: GatewayOptions;
-  readonly #table: RouteTable<Target>;
+  readonly #table: RouteTable<RouteTarget>;
   readonly #proxies: ProxyTarget[] = [];
   readonly #server: Server;
-  readonly #maxBody: number;
   readonly #timeoutMs: number;
   readonly #retryAfterS: number;
   readonly #inFlight = new Set<ServerResponse>();
@@ -103,32 +97,38 @@ export class Gateway {
     this.log = options.logger ?? pino({ base: { component: 'gateway' } });
     this.#timeoutMs = options.handlerTimeoutMs ?? 30_000;
     this.#retryAfterS = options.retryAfterSeconds ?? RETRY_AFTER_DEFAULT_S;
-    // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
-    this.#maxBody = settingInt(options.config, 'limits.content_length', 20_480);
-    const targets = new Map<ConfigTarget, Target>();
-    const poolsBySpec = new Map<string, HandlerTarget>();
-    const targetFor = (t: ConfigTarget): Target => {
+    const handlerOptions = {
+      // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
+      maxBodyBytes: settingInt(options.config, 'limits.content_length', 20_480),
+      timeoutMs: this.#timeoutMs,
+      retryAfterS: this.#retryAfterS,
+      stats: this.stats,
+    };
+    const targets = new Map<ConfigTarget, RouteTarget>();
+    const poolsBySpec = new Map<string, HandlerDispatch>();
+    const targetFor = (t: ConfigTarget): RouteTarget => {
       let target = targets.get(t);
       if (target) return target;
       if (t.kind === 'handler') {
         // Two Handlers with the same endpoints are one (§5.1).
         const key = t.transport === 'link' ? t.sendSpec : `${t.sendSpec} ${t.recvSpec}`;
-        let pool = poolsBySpec.get(key);
-        if (pool && pool.config.transport !== t.transport) {
+        let handler = poolsBySpec.get(key);
+        if (handler && handler.pool.config.transport !== t.transport) {
           throw new M2gateError(ERROR_CODES.CONFIG, `two Handlers on ${t.sendSpec} use different transports`);
         }
-        if (!pool) {
-          pool = t.transport === 'link' ? new LinkPool(t, this.log, options.link, options.curve) : new HandlerPool(t, this.log, options.curve);
-          poolsBySpec.set(key, pool);
+        if (!handler) {
+          const pool = t.transport === 'link' ? new LinkPool(t, this.log, options.link, options.curve) : new PushSubPool(t, this.log, options.curve);
+          handler = new HandlerDispatch(pool, handlerOptions);
+          poolsBySpec.set(key, handler);
           this.pools.push(pool);
         }
-        target = { kind: 'handler', pool };
+        target = handler;
       } else if (t.kind === 'dir') {
-        target = { kind: 'dir', dir: new DirTarget(t, { cwd: options.cwd, mimetypes: options.config.mimetypes }) };
+        target = new DirTarget(t, { cwd: options.cwd, mimetypes: options.config.mimetypes });
       } else {
         const proxy = new ProxyTarget(t);
         this.#proxies.push(proxy);
-        target = { kind: 'proxy', proxy };
+        target = proxy;
       }
       targets.set(t, target);
       return target;
@@ -257,83 +257,7 @@ export class Gateway {
       // Mongrel2's unmatched-route 404 closes the connection (§6.2).
       return sendShortAnswer(res, 404, 'Not Found', { close: true });
     }
-    const target = match.route.target;
-    switch (target.kind) {
-      case 'dir':
-        void target.dir.serve(req, res, match.prefix, path);
-        return;
-      case 'proxy':
-        void target.proxy.serve(req, res);
-        return;
-      case 'handler':
-        this.#toHandler(req, res, target.pool, match.pattern);
-        return;
-    }
-  }
-
-  #toHandler(req: IncomingMessage, res: ServerResponse, pool: HandlerTarget, pattern: string): void {
-    if (!pool.hasPeers) {
-      this.stats.unavailable++;
-      return sendShortAnswer(res, 503, 'Service Unavailable', { retryAfterS: this.#retryAfterS });
-    }
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.#maxBody) {
-      this.stats.tooLarge++;
-      return sendShortAnswer(res, 413, 'Entity Too Large', { close: true });
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > this.#maxBody) {
-        // A chunked body that grows past the limit.
-        if (!tooLarge) {
-          tooLarge = true;
-          this.stats.tooLarge++;
-          sendShortAnswer(res, 413, 'Entity Too Large', { close: true });
-        }
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (tooLarge || res.writableEnded || res.destroyed) return;
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      this.#send(req, res, pool, pattern, body);
-    });
-  }
-
-  #send(req: IncomingMessage, res: ServerResponse, pool: HandlerTarget, pattern: string, body: Buffer): void {
-    const connId = nextConnId();
-    const { path, headers } = buildHeaders(req, { pattern, remoteAddr: req.socket.remoteAddress ?? '', scheme: 'http', encoding: pool.encoding });
-    // An idle deadline: each reply message restarts it, so a long stream lives
-    // as long as the handler keeps sending.
-    const timer = setTimeout(() => {
-      this.stats.timedOut++;
-      relay.abort(504, 'Gateway Timeout');
-      pool.disconnect(connId);
-    }, this.#timeoutMs);
-    const relay = new HttpRelay(res, req.method === 'HEAD', this.#retryAfterS, {
-      onActivity: () => timer.refresh(),
-      onDone: () => {
-        clearTimeout(timer);
-        pool.release(connId);
-      },
-    });
-    res.once('close', () => {
-      if (!relay.finished) {
-        // The client went away before its reply (§3.6).
-        this.stats.clientGone++;
-        clearTimeout(timer);
-        pool.disconnect(connId);
-      }
-    });
-    if (!pool.send({ connId, path, headers, body }, relay)) {
-      clearTimeout(timer);
-      this.stats.unavailable++;
-      relay.abort(503, 'Service Unavailable');
-    }
+    void match.route.target.serve(req, res, { prefix: match.prefix, pattern: match.pattern, path });
   }
 
   /**
@@ -346,7 +270,8 @@ export class Gateway {
   call(path: string, init: CallInit = {}): Promise<CallReply> {
     const q = path.indexOf('?');
     const match = this.#table.match(undefined, q < 0 ? path : path.slice(0, q));
-    if (match?.route.target.kind !== 'handler') {
+    const target = match?.route.target;
+    if (match === undefined || !(target instanceof HandlerDispatch)) {
       return Promise.reject(new M2gateError(ERROR_CODES.NO_ROUTE, `no Handler route serves ${path}`, { statusCode: 404 }));
     }
     // A call nobody waits for (ctx.send) must not outlive the gateway: its timer
@@ -354,7 +279,7 @@ export class Gateway {
     const stop = new AbortController();
     const signal = init.signal ? AbortSignal.any([init.signal, stop.signal]) : stop.signal;
     this.#calls.add(stop);
-    const call = serviceCall({ pool: match.route.target.pool, pattern: match.pattern }, path, { ...init, signal }, this.#timeoutMs);
+    const call = serviceCall({ pool: target.pool, pattern: match.pattern }, path, { ...init, signal }, this.#timeoutMs);
     const forget = (): void => void this.#calls.delete(stop);
     call.then(forget, forget);
     return call;

@@ -25,6 +25,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import type { ConfigProxy } from '../protocol/mongrel2-conf.js';
+import type { RouteTarget } from './route-target.js';
 import { sendShortAnswer } from './short-answer.js';
 
 export interface ProxyTargetOptions {
@@ -71,7 +72,7 @@ function errCode(err: unknown): string | undefined {
 }
 
 /** Forwards requests for one `Proxy(addr, port)` config entry. */
-export class ProxyTarget {
+export class ProxyTarget implements RouteTarget {
   readonly #pool: Pool;
 
   /**

@@ -1,4 +1,4 @@
-// The gateway's end of the m2gate link (gateway/link-pool.ts) through the whole in-process
+// The gateway's end of the m2gate link (gateway/handler/link-pool.ts) through the whole in-process
 // gateway: HTTP client → node:http → LinkPool (ROUTER) → hand-driven DEALERs speaking
 // protocol/m2gate-link.md → reply relay → client. Each test asserts what the services receive
 // (frames, counts, order), what the clients see on the wire, and the pool's counters.
@@ -8,7 +8,7 @@
 // so once that HEARTBEAT is in, anything the gateway sent before it is in too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LinkOptions } from '../gateway/link-pool.js';
+import type { LinkOptions } from '../gateway/handler/index.js';
 import type { RawClient } from './helpers/gateway.js';
 import { FakeService, startLinkGateway, until, type LinkRig } from './helpers/link.js';
 

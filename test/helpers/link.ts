@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { Dealer, Router } from 'zeromq';
 import { Pool } from 'undici';
 import { Gateway } from '../../gateway/gateway.js';
-import { LinkPool, type LinkOptions } from '../../gateway/link-pool.js';
+import { LinkPool, type LinkOptions } from '../../gateway/handler/index.js';
 import { decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
 import { findServer, parseConfig } from '../../protocol/mongrel2-conf.js';
 import { parseRequest, type HeaderEncoding, type M2Request } from '../../protocol/m2-request.js';

@@ -6,9 +6,9 @@
  * of raw bytes on the client's socket (DESIGN.md, deliberate differences).
  */
 import type { ServerResponse } from 'node:http';
-import { ResponseParser, type ParsedHead } from '../protocol/http-response.js';
-import type { ReplySink } from './handler-pool.js';
-import { sendShortAnswer } from './short-answer.js';
+import { ResponseParser, type ParsedHead } from '../../protocol/http-response.js';
+import type { ReplySink } from './reply-dispatch.js';
+import { sendShortAnswer } from '../short-answer.js';
 
 // node:http frames the body itself; the handler's own framing and
 // connection-management headers must not be copied (RFC 9110 §7.6.1).

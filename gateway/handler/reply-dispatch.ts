@@ -4,7 +4,7 @@
  * each connection id it names (§4).
  */
 import type { Logger } from 'pino';
-import { decodeControl, isCloseReply, parseReply } from '../protocol/m2-reply.js';
+import { decodeControl, isCloseReply, parseReply } from '../../protocol/m2-reply.js';
 
 /** Where the reply messages for one connection id go. */
 export interface ReplySink {
