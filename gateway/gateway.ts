@@ -19,8 +19,8 @@ import { settingInt, type ConfigServer, type ConfigTarget, type Mongrel2Config }
 import { RouteTable } from './route-table.js';
 import { HandlerDispatch, LinkPool, PushSubPool, serviceCall, type CallInit, type CallReply, type HandlerTarget, type LinkOptions } from './handler/index.js';
 import type { RouteTarget } from './route-target.js';
-import type { CurveConfig } from '../transport/curve-config.js';
-import { startCurveAuthenticator, type ZapAuthenticator } from '../transport/zap-authenticator.js';
+import type { CurveConfig } from '../zmq/curve-config.js';
+import { startCurveAuthenticator, type ZapAuthenticator } from '../zmq/zap-authenticator.js';
 import { DirTarget } from './dir-target.js';
 import { ProxyTarget } from './proxy-target.js';
 import { checkRequest } from './request-hygiene.js';

@@ -16,7 +16,7 @@ import { Publisher, Pull } from 'zeromq';
 import type { Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
-import { SendQueue } from '../transport/send-queue.js';
+import { SendQueue } from '../zmq/send-queue.js';
 
 // Mongrel2 kills a connection with more than 16 queued reply messages (§4.5):
 // everything node:http writes in one turn of the event loop goes as one message.

@@ -8,9 +8,9 @@
 import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { decodeLink, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
-import { SendQueue } from '../transport/send-queue.js';
+import { SendQueue } from '../zmq/send-queue.js';
 import type { Front, FrontEvents } from './front.js';
-import { clientSocketOptions, type CurveConfig, type CurveSocketOptions } from '../transport/curve-config.js';
+import { clientSocketOptions, type CurveConfig, type CurveSocketOptions } from '../zmq/curve-config.js';
 
 export interface LinkFrontOptions {
   /** The gateway's ROUTER endpoint: the Handler's send_spec. */

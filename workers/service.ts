@@ -24,7 +24,7 @@ import { ERROR_CODES, M2gateError, ProtocolError } from '../protocol/errors.js';
 import type { Front } from './front.js';
 import { LinkFront } from './link-front.js';
 import { Mongrel2Front } from './mongrel2-front.js';
-import type { CurveConfig } from '../transport/curve-config.js';
+import type { CurveConfig } from '../zmq/curve-config.js';
 import { compileRoutes, lookupRoute, type CompiledRoute } from './routes.js';
 import { textResponse } from './result.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';

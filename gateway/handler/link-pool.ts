@@ -12,9 +12,9 @@ import type { Logger } from 'pino';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../../protocol/m2-request.js';
 import { decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
-import { SendQueue } from '../../transport/send-queue.js';
+import { SendQueue } from '../../zmq/send-queue.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
-import { serverSocketOptions, type CurveConfig } from '../../transport/curve-config.js';
+import { serverSocketOptions, type CurveConfig } from '../../zmq/curve-config.js';
 import type { HandlerTarget } from './handler-target.js';
 
 export interface LinkOptions {

@@ -13,10 +13,10 @@
 import { Push, Subscriber } from 'zeromq';
 import type { Logger } from 'pino';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../../protocol/m2-request.js';
-import { SendQueue } from '../../transport/send-queue.js';
+import { SendQueue } from '../../zmq/send-queue.js';
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
-import { serverSocketOptions, type CurveConfig } from '../../transport/curve-config.js';
+import { serverSocketOptions, type CurveConfig } from '../../zmq/curve-config.js';
 import type { HandlerTarget } from './handler-target.js';
 
 export class PushSubPool implements HandlerTarget {
