@@ -16,12 +16,10 @@ import { SendQueue } from '../../zmq/send-queue.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
 import { serverSocketOptions, type CurveConfig } from '../../zmq/curve-config.js';
 import type { HandlerTarget } from './handler-target.js';
+import { LIVENESS_DEFAULTS, Liveness, Verdict, type LivenessOptions } from '../../zmq/link-liveness.js';
 
-export interface LinkOptions {
-  /** Heartbeat interval in ms. Defaults to 1,000. */
-  heartbeatMs?: number;
-  /** Silent intervals before a service is dead (at least 2: each side checks once an interval). Defaults to 3. */
-  liveness?: number;
+/** Heartbeats (zmq/link-liveness.ts: `heartbeatMs`, `liveness`), the queue bound and its timeout. */
+export interface LinkOptions extends LivenessOptions {
   /** Requests that may wait for credit before 503. Defaults to 256. */
   maxQueue?: number;
   /** Longest wait for credit, in ms, before 503 (with GatewayOptions.retryAfterSeconds). Defaults to 10,000. */
@@ -56,8 +54,7 @@ interface Peer {
   announced: number;
   credit: number;
   inFlight: Set<Job>;
-  lastHeard: number;
-  lastSent: number;
+  liveness: Liveness;
   /**
    * Smoothed ms between completions while every thread was busy: the inverse
    * of the service's throughput, so a slow or overloaded service shows it
@@ -97,8 +94,7 @@ export class LinkPool implements HandlerTarget {
   readonly #peers = new Map<string, Peer>();
   readonly #jobs = new Map<number, Job>();
   readonly #queue: Job[] = [];
-  readonly #heartbeatMs: number;
-  readonly #liveness: number;
+  readonly #livenessOptions: LivenessOptions;
   readonly #maxQueue: number;
   readonly #queueTimeoutMs: number;
   readonly #linkStats = { registered: 0, lost: 0, retried: 0, failed: 0, queueRejected: 0, malformedLink: 0 };
@@ -128,8 +124,7 @@ export class LinkPool implements HandlerTarget {
     });
     this.#log = log.child({ handler: config.sendIdent, transport: 'link' });
     this.#replies = new ReplyDispatch(config.sendIdent, this.#log);
-    this.#heartbeatMs = options.heartbeatMs ?? 1000;
-    this.#liveness = options.liveness ?? 3;
+    this.#livenessOptions = { heartbeatMs: options.heartbeatMs ?? LIVENESS_DEFAULTS.heartbeatMs, liveness: options.liveness ?? LIVENESS_DEFAULTS.liveness };
     this.#maxQueue = options.maxQueue ?? 256;
     this.#queueTimeoutMs = options.queueTimeoutMs ?? 10_000;
     this.#out = new SendQueue(this.#router, { maxQueued: 100_000, onError: (err) => this.#log.error({ err }, 'link send failed') });
@@ -178,7 +173,7 @@ export class LinkPool implements HandlerTarget {
   async bind(): Promise<void> {
     await this.#router.bind(this.config.sendSpec);
     this.#reading = this.#readLoop();
-    this.#heartbeat = setInterval(() => this.#tick(), this.#heartbeatMs);
+    this.#heartbeat = setInterval(() => this.#tick(), this.#livenessOptions.heartbeatMs);
     this.#heartbeat.unref();
     // One sweep instead of a timer per queued request (a timer each cost
     // measurable CPU under load, when most requests wait for credit).
@@ -313,7 +308,7 @@ export class LinkPool implements HandlerTarget {
   }
 
   #sendTo(peer: Peer, frames: Buffer[]): void {
-    peer.lastSent = Date.now();
+    peer.liveness.sent();
     this.#out.send([peer.id, ...frames], peer.onSendFailure);
   }
 
@@ -351,7 +346,7 @@ export class LinkPool implements HandlerTarget {
       if (message.command !== 'BYE') void this.#router.send([id, ...BYE]).catch(() => {});
       return;
     }
-    peer.lastHeard = Date.now();
+    peer.liveness.heard();
     switch (message.command) {
       case 'REPLY':
         this.#replies.deliver(message.message, peer.owns, peer.onReplied);
@@ -374,7 +369,6 @@ export class LinkPool implements HandlerTarget {
   }
 
   #register(id: Buffer, key: string, credit: number, threads: number, name: string): void {
-    const now = Date.now();
     const peer: Peer = {
       id,
       key,
@@ -383,8 +377,7 @@ export class LinkPool implements HandlerTarget {
       announced: credit,
       credit,
       inFlight: new Set(),
-      lastHeard: now,
-      lastSent: now,
+      liveness: new Liveness(this.#livenessOptions),
       msPerCompletion: 0,
       lastCompletion: 0,
       leaving: false,
@@ -460,10 +453,10 @@ export class LinkPool implements HandlerTarget {
 
   #tick(): void {
     const now = Date.now();
-    const deadline = this.#heartbeatMs * this.#liveness;
     for (const peer of [...this.#peers.values()]) {
-      if (now - peer.lastHeard > deadline) this.#lose(peer, 'heartbeats missed');
-      else if (now - peer.lastSent >= this.#heartbeatMs) this.#sendTo(peer, HEARTBEAT);
+      const verdict = peer.liveness.check(now);
+      if (verdict === Verdict.DEAD) this.#lose(peer, 'heartbeats missed');
+      else if (verdict === Verdict.BEAT) this.#sendTo(peer, HEARTBEAT);
     }
   }
 
