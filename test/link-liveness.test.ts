@@ -1,6 +1,6 @@
 // The m2gate link's heartbeat rule (zmq/link-liveness.ts), which both ends run: a HEARTBEAT is
 // due after an interval without sending; the peer is dead after `liveness` silent intervals.
-// The clock is passed in, so nothing here waits. test/link-pool.test.ts and
+// The clock is passed in, so nothing here waits. test/link-gateway-end.test.ts and
 // test/link-service.test.ts prove the same rule over real sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

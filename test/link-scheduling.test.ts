@@ -1,6 +1,6 @@
 // The link's scheduling policy alone (gateway/handler/link-scheduler.ts), without sockets:
 // credit, the expected-finish pick, the FIFO queue and its timeout, retries when a service
-// dies. test/link-pool.test.ts proves the same through a gateway and real DEALERs.
+// dies. test/link-gateway-end.test.ts proves the same through a gateway and real DEALERs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as turn } from 'node:timers/promises';
