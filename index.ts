@@ -100,5 +100,5 @@ export {
   type RoutesDefinition,
 } from './workers/service-routes.js';
 export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppDefinition, type OnReply } from './gateway/app.js';
-export type { CallInit, CallReply } from './gateway/service-call.js';
+export type { CallInit, CallReply } from './gateway/handler/index.js';
 export type { BrubeckReply } from './gateway/brubeck-client.js';

@@ -9,8 +9,9 @@
  */
 import type { BrubeckServiceConfig } from '../gateway/brubeck-client.js';
 import type { BrubeckFrontConfig } from '../workers/brubeck-front.js';
-import { loadPassphrase, PASSPHRASE_ENV, type BrubeckPassphrase } from '../transport/brubeck-passphrase.js';
-import { M2gateError } from '../protocol/errors.js';
+import { readFileSync } from 'node:fs';
+import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
+import { BrubeckPassphrase, PASSPHRASE_ENV } from '../protocol/brubeck-passphrase.js';
 import { listFlag, UsageError, type FlagValues } from './args.js';
 
 export const BRUBECK_GATEWAY_OPTIONS = {
@@ -78,4 +79,29 @@ export function brubeckFrontFromFlags(values: FlagValues): BrubeckFrontConfig | 
   const [serviceAddr, responseAddr, ...rest] = raw.split(',').map((s) => s.trim());
   if (!serviceAddr || !responseAddr || rest.length > 0) throw new UsageError(`--brubeck takes ADDR,RESP_ADDR (got '${raw}')`);
   return { serviceAddr: addr(serviceAddr), responseAddr: addr(responseAddr), passphrase: passphrase(values, 'passphrase-file') };
+}
+
+/**
+ * Reads the passphrase from `file` (one trailing newline removed; the bytes
+ * are taken as they are) or, without a file, from M2GATE_BRUBECK_PASSPHRASE.
+ * Returns undefined when neither is set.
+ *
+ * @throws M2gateError (CONFIG) when the file cannot be read or the value is
+ *   not a valid passphrase (see {@link BrubeckPassphrase}).
+ */
+function loadPassphrase(file: string | undefined, env: NodeJS.ProcessEnv = process.env): BrubeckPassphrase | undefined {
+  if (file !== undefined) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (err) {
+      throw new M2gateError(ERROR_CODES.CONFIG, `cannot read the Brubeck passphrase file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+    const text = bytes.toString('latin1').replace(/\r?\n$/, '');
+    return new BrubeckPassphrase(text);
+  }
+  const value = env[PASSPHRASE_ENV];
+  if (value === undefined || value === '') return undefined;
+  // The environment is text: send its UTF-8 bytes.
+  return new BrubeckPassphrase(Buffer.from(value, 'utf8').toString('latin1'));
 }

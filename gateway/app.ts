@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { toResponseInit } from '../protocol/route-result.js';
 import { compileMethodRoutes as compileRoutes, matchMethodRoute as lookupRoute, parseQuery, type MethodRoute as CompiledRoute } from '../protocol/method-router.js';
-import type { CallInit, CallReply } from './service-call.js';
+import type { CallInit, CallReply } from './handler/index.js';
 
 export interface AppRequest {
   method: string;

@@ -21,10 +21,10 @@ import { Dealer, Push } from 'zeromq';
 import type { Logger } from 'pino';
 import { ERROR_CODES, M2gateError, ProtocolError } from '../protocol/errors.js';
 import { decodeBrubeckResponse, encodeBrubeckRequest, parseBrubeckJson, type BrubeckResponse, type BrubeckVersion } from '../protocol/brubeck-wire.js';
-import { SendQueue } from '../transport/send-queue.js';
-import type { BrubeckPassphrase } from '../transport/brubeck-passphrase.js';
+import { SendQueue } from '../zmq/send-queue.js';
+import type { BrubeckPassphrase } from '../protocol/brubeck-passphrase.js';
 import { parseQuery } from '../protocol/method-router.js';
-import type { CallInit, CallReply } from './service-call.js';
+import type { CallInit, CallReply } from './handler/index.js';
 
 export interface BrubeckServiceConfig {
   /** Names the service in `brubeck://NAME/…` URLs and in logs. */

@@ -13,7 +13,7 @@ import type { BrubeckReply } from '../gateway/brubeck-client.js';
 import { defineApp, type OnReply } from '../gateway/app.js';
 import type { M2gateError } from '../protocol/errors.js';
 import { findServer, parseConfig } from '../protocol/mongrel2-conf.js';
-import { BrubeckPassphrase } from '../transport/brubeck-passphrase.js';
+import { BrubeckPassphrase } from '../protocol/brubeck-passphrase.js';
 import { confText, tempTree, type LogLine } from './helpers/gateway.js';
 import { ipcEndpoint } from './helpers/mongrel2.js';
 import { passphraseFile, requirePythonZmq, spawnPeer } from './helpers/brubeck.js';

@@ -23,8 +23,8 @@ import { decodeBrubeckRequest, encodeBrubeckResponse, type BrubeckRequest } from
 import { encodeRequest } from '../protocol/m2-request.js';
 import { parseReply } from '../protocol/m2-reply.js';
 import { ResponseParser, type ParsedHead } from '../protocol/http-response.js';
-import { SendQueue } from '../transport/send-queue.js';
-import type { BrubeckPassphrase } from '../transport/brubeck-passphrase.js';
+import { SendQueue } from '../zmq/send-queue.js';
+import type { BrubeckPassphrase } from '../protocol/brubeck-passphrase.js';
 import type { Front, FrontEvents } from './front.js';
 import { requestHeaders, responseFields } from './brubeck-translate.js';
 

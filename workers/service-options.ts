@@ -8,7 +8,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
-import type { CurveConfig } from '../transport/curve-config.js';
+import type { CurveConfig } from '../zmq/curve-config.js';
 import type { BrubeckFrontConfig } from './brubeck-front.js';
 
 export interface ServiceOptions {
