@@ -46,6 +46,23 @@ export {
 // The m2gate link's envelope (protocol/m2gate-link.md)
 export { decodeLink, encodeLink, LINK_VERSION, type LinkMessage, type LinkCommand } from './protocol/link-frames.js';
 
+// The brubeck-service wire format (docs/brubeck-service-wire.md)
+export {
+  decodeBrubeckRequest,
+  decodeBrubeckResponse,
+  encodeBrubeckRequest,
+  encodeBrubeckResponse,
+  parseBrubeckJson,
+  BRUBECK_VERSIONS,
+  BRUBECK_DEFAULTS,
+  type BrubeckVersion,
+  type BrubeckRequest,
+  type BrubeckResponse,
+  type BrubeckRequestFields,
+  type BrubeckResponseFields,
+  type BrubeckDecodeOptions,
+} from './protocol/brubeck-wire.js';
+
 // The HTTP response a handler writes
 export {
   buildResponse,
@@ -81,6 +98,7 @@ export {
   type RouteOptions,
   type RouteResult,
   type RoutesDefinition,
-} from './workers/routes.js';
+} from './workers/service-routes.js';
 export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppDefinition, type OnReply } from './gateway/app.js';
-export type { CallInit, CallReply } from './gateway/service-call.js';
+export type { CallInit, CallReply } from './gateway/handler/index.js';
+export type { BrubeckReply } from './gateway/brubeck-client.js';

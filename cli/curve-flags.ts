@@ -1,5 +1,5 @@
-/** The CURVE flags every command shares (transport/curve-config.ts says what they mean). */
-import { resolveCurveConfig, type CurveConfig } from '../transport/curve-config.js';
+/** The CURVE flags every command shares (zmq/curve-config.ts says what they mean). */
+import { resolveCurveConfig, type CurveConfig } from '../zmq/curve-config.js';
 import { listFlag, type FlagValues } from './args.js';
 
 export const CURVE_OPTIONS = {

@@ -6,6 +6,7 @@ import { intFlag, parseWithEnv, UsageError, type FlagValues } from './args.js';
 import { loadConfig } from './config.js';
 import { drainOnSignals } from './signals.js';
 import { CURVE_HELP, CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
+import { BRUBECK_GATEWAY_HELP, BRUBECK_GATEWAY_OPTIONS, brubeckServicesFromFlags } from './brubeck-flags.js';
 
 export const GATEWAY_HELP = `Usage: m2gate gateway [--config FILE] [--server NAME_OR_UUID] [options]
 
@@ -32,7 +33,7 @@ Options (each also read from the environment variable shown):
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
   --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
   --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
-${CURVE_HELP}  -h, --help            this text
+${BRUBECK_GATEWAY_HELP}${CURVE_HELP}  -h, --help            this text
 
 A Handler declared with transport='link' in the config is served over the
 m2gate link: the gateway binds a ROUTER on its send_spec and services join
@@ -55,6 +56,7 @@ export const GATEWAY_OPTIONS = {
   'link-queue-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   ...CURVE_OPTIONS,
+  ...BRUBECK_GATEWAY_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -94,6 +96,7 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
     app: await loadApp(values),
     mongrel2: mongrel2Specs(values.mongrel2 as string | undefined),
     curve,
+    brubeck: brubeckServicesFromFlags(values),
     link: {
       heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
       // 1 makes idle peers flap: heartbeats may come up to two intervals apart (measured).

@@ -1,6 +1,6 @@
 /** `m2gate keygen`: writes a CURVE key pair for encrypted m2gate links. */
 import { parseArgs } from 'node:util';
-import { generateKeyPair, writeKeyPair } from '../transport/curve.js';
+import { generateKeyPair, writeKeyPair } from '../zmq/curve.js';
 import { UsageError } from './args.js';
 
 export const KEYGEN_HELP = `Usage: m2gate keygen [--out PREFIX]

@@ -5,9 +5,12 @@ import { Service } from '../workers/service.js';
 import { intFlag, listFlag, parseWithEnv, UsageError } from './args.js';
 import { drainOnSignals } from './signals.js';
 import { CURVE_HELP, CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
+import { BRUBECK_SERVICE_HELP, BRUBECK_SERVICE_OPTIONS, brubeckFrontFromFlags } from './brubeck-flags.js';
+import { checkBrubeckEndpoints } from '../workers/brubeck-front.js';
 
 export const SERVICE_HELP = `Usage: m2gate service [ROUTES_MODULE] --send SPEC --recv SPEC [options]
        m2gate service [ROUTES_MODULE] --connect SPEC [options]
+       m2gate service [ROUTES_MODULE] --brubeck ADDR,RESP_ADDR --passphrase-file F [options]
 
 Runs a Mongrel2 handler whose routes run on a pool of worker threads. With
 --send/--recv it connects PULL to the front's send_spec and PUB to its
@@ -36,7 +39,7 @@ Options (each also read from the environment variable shown):
   --max-heap-mb N       heap limit per worker thread: a route over it gets 500 and
                         its thread is replaced (default: Node's limit)          M2GATE_MAX_HEAP_MB
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
-${CURVE_HELP}  -h, --help            this text
+${BRUBECK_SERVICE_HELP}${CURVE_HELP}  -h, --help            this text
 `;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -60,6 +63,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       'max-heap-mb': { type: 'string' },
       'log-level': { type: 'string' },
       ...CURVE_OPTIONS,
+      ...BRUBECK_SERVICE_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
     true,
@@ -73,7 +77,9 @@ export async function serviceCommand(argv: string[]): Promise<void> {
   const recv = listFlag(values, 'recv');
   const connect = values.connect as string | undefined;
   if (connect !== undefined && (send.length > 0 || recv.length > 0)) throw new UsageError('--connect (the m2gate link) cannot be combined with --send/--recv');
-  if (connect === undefined && (send.length === 0 || recv.length === 0)) throw new UsageError('--send and --recv are required (or --connect, for the m2gate link)');
+  const brubeck = brubeckFrontFromFlags(values);
+  if (brubeck !== undefined && (connect !== undefined || send.length > 0 || recv.length > 0)) throw new UsageError('--brubeck cannot be combined with --connect or --send/--recv');
+  if (brubeck === undefined && connect === undefined && (send.length === 0 || recv.length === 0)) throw new UsageError('--send and --recv are required (or --connect, for the m2gate link, or --brubeck)');
   const protocol = values.protocol as string | undefined;
   if (protocol !== undefined && protocol !== 'json' && protocol !== 'tnetstring') {
     throw new UsageError(`--protocol must be json or tnetstring (got '${protocol}')`);
@@ -88,6 +94,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     send,
     recv,
     connect,
+    brubeck,
     credit: intFlag(values, 'credit', 1),
     heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
     liveness: intFlag(values, 'liveness', 2),
@@ -102,6 +109,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     logger,
   });
   try {
+    if (brubeck !== undefined) checkBrubeckEndpoints(brubeck);
     await service.start();
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'service failed to start');

@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { toResponseInit } from '../protocol/route-result.js';
-import { compileRoutes, lookupRoute, parseQuery, type CompiledRoute } from '../workers/routes.js';
-import type { CallInit, CallReply } from './service-call.js';
+import { compileMethodRoutes as compileRoutes, matchMethodRoute as lookupRoute, parseQuery, type MethodRoute as CompiledRoute } from '../protocol/method-router.js';
+import type { CallInit, CallReply } from './handler/index.js';
 
 export interface AppRequest {
   method: string;
@@ -63,7 +63,8 @@ export function defineApp<T extends AppDefinition>(app: T): T {
 
 /** What the gateway gives the app: a way to reach its handler pools. */
 export interface AppHost {
-  call(path: string, init: CallInit): Promise<CallReply>;
+  /** `async`: a ctx.send (a Brubeck service is told to route the response to a handler). */
+  call(path: string, init: CallInit, async?: boolean): Promise<CallReply>;
   log: Logger;
   stats: { asyncReplies: number; asyncDropped: number; asyncErrors: number };
 }
@@ -148,7 +149,7 @@ export class AppRoutes {
       log,
       call: (path, init = {}) => host.call(path, { ...init, signal: init.signal ? AbortSignal.any([init.signal, request.signal]) : request.signal }),
       send: (path, init = {}, onReply) => {
-        host.call(path, init).then(
+        host.call(path, init, true).then(
           (reply) => {
             if (!onReply) return void host.stats.asyncDropped++;
             host.stats.asyncReplies++;

@@ -10,7 +10,7 @@
  *   reference), not Mongrel2's broken `//<Host><URI>/`, which puts the slash after the query.
  * - The ETag is a quoted strong tag `"<hex mtime ms>-<hex size>"` (Mongrel2: unquoted
  *   `<hex mtime s>-<hex size>`, which is not a valid entity-tag); conditionals follow RFC 9110
- *   §13.2.2 (a well-formed but non-matching `If-Match` is 412 too, and `W/` tags compare weakly).
+ *   §13.2.2 (gateway/conditional.ts).
  * - 304 carries no `Content-Length` (Mongrel2 sends `Content-Length: 0`, which RFC 9110 §8.6
  *   forbids unless it equals the 200 length).
  * - Invalid percent-encoding, overlong UTF-8, NUL, encoded `/` or `\` inside a segment, FIFOs,
@@ -71,6 +71,9 @@ import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
 import { lookup as lookupMime } from 'mime-types';
 import type { ConfigDir } from '../protocol/mongrel2-conf.js';
+import type { RouteHit, RouteTarget } from './route-target.js';
+import { sendShortAnswer } from './short-answer.js';
+import { evaluateConditionals } from './conditional.js';
 import { RecordCache, sameFile, settled, type DirCacheLimits, type FileRecord } from './file-cache.js';
 
 export type { DirCacheLimits } from './file-cache.js';
@@ -112,7 +115,6 @@ const NOT_FOUND_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'ENAMETOOLONG', '
 // a regular file). O_NOFOLLOW: the final component must not be a symlink swapped in after
 // realpath. Both are 0 where the platform lacks them.
 const OPEN_FLAGS = FS.O_RDONLY | (FS.O_NOFOLLOW ?? 0) | (FS.O_NONBLOCK ?? 0);
-const ETAG_LIST = /(?:W\/)?"[^"]*"/g;
 /** Files up to this size are read whole and sent with one `res.end(buffer)`. */
 const SMALL_FILE = 64 * 1024;
 /** Bytes a record is accounted at besides its body (paths, strings, the object itself). */
@@ -161,24 +163,10 @@ const SERVED: Promise<void> = Promise.resolve();
 /** Anything unexpected: 500 if we still can, else cut the connection (cannot reframe). */
 function fail(res: ServerResponse): void {
   try {
-    sendText(res, 500, 'Internal Server Error', { Connection: 'close' });
+    sendShortAnswer(res, 500, 'Internal Server Error', { close: true });
   } catch {
     res.destroy();
   }
-}
-
-/** Ends `res` with a short text/plain body (§9 style); destroys it if the head already went. */
-function sendText(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(status, {
-    ...headers,
-    'Content-Type': 'text/plain',
-    'Content-Length': String(Buffer.byteLength(body)),
-  });
-  res.end(body);
 }
 
 /**
@@ -256,7 +244,7 @@ interface Opened {
 }
 
 /** A static-file target for one `Dir(...)` config entry. */
-export class DirTarget {
+export class DirTarget implements RouteTarget {
   readonly #base: string;
   readonly #indexFile: string;
   readonly #defaultCtype: string;
@@ -294,10 +282,11 @@ export class DirTarget {
   }
 
   /**
-   * Serve `req`. `prefix` is the matched route prefix (e.g. `/static/`), `path` the raw request
-   * path without the query. Always ends (or destroys) the response; never throws or rejects.
+   * Serve `req`. `hit.prefix` is the matched route prefix (e.g. `/static/`), `hit.path` the raw
+   * request path without the query. Always ends (or destroys) the response; never throws or rejects.
    */
-  serve(req: IncomingMessage, res: ServerResponse, prefix: string, path: string): Promise<void> {
+  serve(req: IncomingMessage, res: ServerResponse, hit: Pick<RouteHit, 'prefix' | 'path'>): Promise<void> {
+    const { prefix, path } = hit;
     try {
       // Answers from memory complete synchronously: no promise of their own (the hot path).
       return this.#serve(req, res, prefix, path)?.catch(() => fail(res)) ?? SERVED;
@@ -312,13 +301,13 @@ export class DirTarget {
     const method = req.method ?? '';
     if (method !== 'GET' && method !== 'HEAD') {
       // §7: only GET and HEAD; Mongrel2 also closes (the request may carry an unread body).
-      sendText(res, 405, 'Method Not Allowed', { Allow: 'GET, HEAD', Connection: 'close' });
+      sendShortAnswer(res, 405, 'Method Not Allowed', { headers: { Allow: 'GET, HEAD' }, close: true });
       return;
     }
     // §7: the prefix-longer-than-path case (route-table quirk `/us` → `/users`) is a 404.
     const segments = path.startsWith(prefix) ? safeSegments(path.slice(prefix.length)) : undefined;
     if (segments === undefined) {
-      sendText(res, 404, 'Not Found');
+      sendShortAnswer(res, 404, 'Not Found');
       return;
     }
     const wantsIndex = path.endsWith('/');
@@ -347,7 +336,7 @@ export class DirTarget {
       // §7: realpath, then require the result inside the base; the separator stops `www-secret`.
       const real = await realpath(join(baseReal, ...segments));
       if (!isInside(real, baseReal)) {
-        sendText(res, 404, 'Not Found');
+        sendShortAnswer(res, 404, 'Not Found');
         return;
       }
       fh = await open(real, OPEN_FLAGS);
@@ -360,7 +349,7 @@ export class DirTarget {
         return;
       }
       if (!stat.isFile()) {
-        sendText(res, 404, 'Not Found');
+        sendShortAnswer(res, 404, 'Not Found');
         return;
       }
       const rec = this.#record(key, real, stat, segments[segments.length - 1] ?? '', statAt);
@@ -370,7 +359,7 @@ export class DirTarget {
       await this.#sendRecord(req, res, rec, { fh: handle, statAt });
     } catch (err) {
       const code = errCode(err);
-      if (code !== undefined && NOT_FOUND_CODES.has(code)) sendText(res, 404, 'Not Found');
+      if (code !== undefined && NOT_FOUND_CODES.has(code)) sendShortAnswer(res, 404, 'Not Found');
       else throw err;
     } finally {
       if (fh !== undefined) await fh.close().catch(() => undefined);
@@ -481,9 +470,9 @@ export class DirTarget {
    * from its body — and says so; false (nothing sent) when the bytes must be read.
    */
   #answerFromRecord(req: IncomingMessage, res: ServerResponse, rec: FileRecord): boolean {
-    const verdict = conditional(req, rec.etag, rec.mtimeSec);
+    const verdict = evaluateConditionals(req.headers, rec.etag, rec.mtimeSec);
     if (verdict === 412) {
-      sendText(res, 412, 'Precondition Failed');
+      sendShortAnswer(res, 412, 'Precondition Failed');
       return true;
     }
     if (verdict === 304) {
@@ -549,7 +538,7 @@ export class DirTarget {
     const q = url.indexOf('?');
     // Collapse leading slashes: `//evil.example/` would be a scheme-relative off-site redirect.
     const location = `${path.replace(/^\/+/, '/')}/${q < 0 ? '' : url.slice(q)}`;
-    sendText(res, 301, 'Moved Permanently', { Location: location });
+    sendShortAnswer(res, 301, 'Moved Permanently', { headers: { Location: location } });
   }
 
   #contentType(name: string): string {
@@ -557,38 +546,4 @@ export class DirTarget {
     if (ext === '') return this.#defaultCtype;
     return this.#overrides.get(ext) ?? (lookupMime(ext) || this.#defaultCtype);
   }
-}
-
-/** The entity-tags of an If-Match / If-None-Match list (commas may sit inside quotes). */
-function entityTags(header: string): string[] {
-  return header.match(ETAG_LIST) ?? [];
-}
-
-/**
- * RFC 9110 §13.2.2 evaluation order (Mongrel2 checks the same four headers, §7): If-Match,
- * else If-Unmodified-Since → 412; If-None-Match, else If-Modified-Since → 304. Dates that do
- * not parse are ignored, as the RFC requires.
- */
-function conditional(req: IncomingMessage, etag: string, mtimeSec: number): 200 | 304 | 412 {
-  const h = req.headers;
-  const ifMatch = h['if-match'];
-  if (ifMatch !== undefined) {
-    // Strong comparison: a weak tag never satisfies If-Match.
-    if (ifMatch.trim() !== '*' && !entityTags(ifMatch).includes(etag)) return 412;
-  } else if (h['if-unmodified-since'] !== undefined) {
-    const t = Date.parse(h['if-unmodified-since']);
-    if (!Number.isNaN(t) && mtimeSec > Math.floor(t / 1000)) return 412;
-  }
-  const ifNoneMatch = h['if-none-match'];
-  if (ifNoneMatch !== undefined) {
-    // Weak comparison: `W/"x"` matches `"x"`.
-    if (ifNoneMatch.trim() === '*') return 304;
-    const tags = entityTags(ifNoneMatch).map((t) => (t.startsWith('W/') ? t.slice(2) : t));
-    return tags.includes(etag) ? 304 : 200;
-  }
-  if (h['if-modified-since'] !== undefined) {
-    const t = Date.parse(h['if-modified-since']);
-    if (!Number.isNaN(t) && mtimeSec <= Math.floor(t / 1000)) return 304;
-  }
-  return 200;
 }

@@ -9,7 +9,7 @@
  * requests up to the drain timeout; cut what is left; close the handler
  * sockets and proxy pools.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -17,18 +17,17 @@ import { Mongrel2Adapter } from './mongrel2-adapter.js';
 import { pino, type Logger } from 'pino';
 import { settingInt, type ConfigServer, type ConfigTarget, type Mongrel2Config } from '../protocol/mongrel2-conf.js';
 import { RouteTable } from './route-table.js';
-import { HandlerPool, nextConnId, type HandlerTarget } from './handler-pool.js';
-import { LinkPool, type LinkOptions } from './link-pool.js';
-import type { CurveConfig } from '../transport/curve-config.js';
-import { startCurveAuthenticator, type ZapAuthenticator } from '../transport/zap-authenticator.js';
-import { HttpRelay } from './http-relay.js';
+import { HandlerDispatch, LinkPool, PushSubPool, serviceCall, type CallInit, type CallReply, type HandlerTarget, type LinkOptions } from './handler/index.js';
+import type { RouteTarget } from './route-target.js';
+import type { CurveConfig } from '../zmq/curve-config.js';
+import { startCurveAuthenticator, type ZapAuthenticator } from '../zmq/zap-authenticator.js';
 import { DirTarget } from './dir-target.js';
 import { ProxyTarget } from './proxy-target.js';
-import { buildHeaders } from './m2-request-builder.js';
 import { checkRequest } from './request-hygiene.js';
 import { AppRoutes } from './app.js';
-import { serviceCall, type CallInit, type CallReply } from './service-call.js';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
+import { BRUBECK_SCHEME, BrubeckClients, type BrubeckServiceConfig } from './brubeck-client.js';
+import { RETRY_AFTER_DEFAULT_S, sendShortAnswer, shortAnswerBytes } from './short-answer.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -55,6 +54,10 @@ export interface GatewayOptions {
   link?: LinkOptions;
   /** CURVE for the handler sockets (both transports): the gateway's key pair and the services' allowed public keys. */
   curve?: CurveConfig | undefined;
+  /** Brubeck services app routes reach as `brubeck://NAME/path` (gateway/brubeck-client.ts). */
+  brubeck?: readonly BrubeckServiceConfig[];
+  /** Retry-After seconds on every 503 the gateway answers itself (draining, no handler, link queue). Defaults to 1. */
+  retryAfterSeconds?: number;
 }
 
 export interface GatewayStats {
@@ -70,28 +73,16 @@ export interface GatewayStats {
   asyncErrors: number;
 }
 
-type Target = { kind: 'handler'; pool: HandlerTarget } | { kind: 'dir'; dir: DirTarget } | { kind: 'proxy'; proxy: ProxyTarget };
-
-function plain(res: ServerResponse, status: number, message: string, extra: Record<string, string | number> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = Buffer.from(message);
-  res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...extra });
-  res.end(body);
-}
-
 export class Gateway {
   readonly log: Logger;
   readonly stats: GatewayStats = { requests: 0, rejected: 0, notFound: 0, unavailable: 0, timedOut: 0, tooLarge: 0, clientGone: 0, asyncReplies: 0, asyncDropped: 0, asyncErrors: 0 };
   readonly pools: HandlerTarget[] = [];
   readonly #opts: GatewayOptions;
-  readonly #table: RouteTable<Target>;
+  readonly #table: RouteTable<RouteTarget>;
   readonly #proxies: ProxyTarget[] = [];
   readonly #server: Server;
-  readonly #maxBody: number;
   readonly #timeoutMs: number;
+  readonly #retryAfterS: number;
   readonly #inFlight = new Set<ServerResponse>();
   /** Each connection's latest response, so that a parse error is answered in order (clientError). */
   readonly #lastResponse = new WeakMap<object, ServerResponse>();
@@ -99,6 +90,8 @@ export class Gateway {
   readonly #hygiene: { maxHeaders: number };
   /** Service calls (ctx.call / ctx.send) still waiting for their reply: close() aborts them. */
   readonly #calls = new Set<AbortController>();
+  /** The Brubeck services of options.brubeck. */
+  readonly brubeck: BrubeckClients;
   #adapter: Mongrel2Adapter | undefined;
   #zap: ZapAuthenticator | undefined;
   #closing = false;
@@ -108,32 +101,39 @@ export class Gateway {
     this.#opts = options;
     this.log = options.logger ?? pino({ base: { component: 'gateway' } });
     this.#timeoutMs = options.handlerTimeoutMs ?? 30_000;
-    // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
-    this.#maxBody = settingInt(options.config, 'limits.content_length', 20_480);
-    const targets = new Map<ConfigTarget, Target>();
-    const poolsBySpec = new Map<string, HandlerTarget>();
-    const targetFor = (t: ConfigTarget): Target => {
+    this.#retryAfterS = options.retryAfterSeconds ?? RETRY_AFTER_DEFAULT_S;
+    const handlerOptions = {
+      // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
+      maxBodyBytes: settingInt(options.config, 'limits.content_length', 20_480),
+      timeoutMs: this.#timeoutMs,
+      retryAfterS: this.#retryAfterS,
+      stats: this.stats,
+    };
+    const targets = new Map<ConfigTarget, RouteTarget>();
+    const poolsBySpec = new Map<string, HandlerDispatch>();
+    const targetFor = (t: ConfigTarget): RouteTarget => {
       let target = targets.get(t);
       if (target) return target;
       if (t.kind === 'handler') {
         // Two Handlers with the same endpoints are one (§5.1).
         const key = t.transport === 'link' ? t.sendSpec : `${t.sendSpec} ${t.recvSpec}`;
-        let pool = poolsBySpec.get(key);
-        if (pool && pool.config.transport !== t.transport) {
+        let handler = poolsBySpec.get(key);
+        if (handler && handler.pool.config.transport !== t.transport) {
           throw new M2gateError(ERROR_CODES.CONFIG, `two Handlers on ${t.sendSpec} use different transports`);
         }
-        if (!pool) {
-          pool = t.transport === 'link' ? new LinkPool(t, this.log, options.link, options.curve) : new HandlerPool(t, this.log, options.curve);
-          poolsBySpec.set(key, pool);
+        if (!handler) {
+          const pool = t.transport === 'link' ? new LinkPool(t, this.log, options.link, options.curve) : new PushSubPool(t, this.log, options.curve);
+          handler = new HandlerDispatch(pool, handlerOptions);
+          poolsBySpec.set(key, handler);
           this.pools.push(pool);
         }
-        target = { kind: 'handler', pool };
+        target = handler;
       } else if (t.kind === 'dir') {
-        target = { kind: 'dir', dir: new DirTarget(t, { cwd: options.cwd, mimetypes: options.config.mimetypes }) };
+        target = new DirTarget(t, { cwd: options.cwd, mimetypes: options.config.mimetypes });
       } else {
         const proxy = new ProxyTarget(t);
         this.#proxies.push(proxy);
-        target = { kind: 'proxy', proxy };
+        target = proxy;
       }
       targets.set(t, target);
       return target;
@@ -145,7 +145,8 @@ export class Gateway {
     }));
     this.#table = new RouteTable(hosts, options.server.defaultHost);
     this.#hygiene = { maxHeaders: settingInt(options.config, 'limits.header_count', 1280) };
-    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init) => this.call(path, init), log: this.log.child({ app: true }), stats: this.stats });
+    this.brubeck = new BrubeckClients(options.brubeck ?? [], this.log);
+    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init, async) => this.call(path, init, async), log: this.log.child({ app: true }), stats: this.stats });
     this.#server = createServer(
       {
         // Mongrel2 routes requests without Host to the default host (§3.2).
@@ -163,13 +164,14 @@ export class Gateway {
     this.#server.maxHeadersCount = 0;
     this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       // CONNECT has no route here; without a listener node drops the socket silently.
-      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 11\r\n\r\nBad Request');
+      socket.end(shortAnswerBytes(400, 'Bad Request'));
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.stats.rejected++;
-      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const text = STATUS_CODES[status]!;
       const refuse = (): void => {
-        if (socket.writable && !socket.writableEnded) socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        if (socket.writable && !socket.writableEnded) socket.end(shortAnswerBytes(status, text));
         else socket.destroy();
       };
       // A response may still belong to this connection: a raw answer written now would be read
@@ -179,7 +181,7 @@ export class Gateway {
       if (!last.req.complete) {
         // The error is in that request's own body (a bad chunk, or the body of a head we
         // already refused): it gets one answer, never two.
-        if (!last.headersSent) plain(last, Number(status.slice(0, 3)), status.slice(4), { Connection: 'close' });
+        if (!last.headersSent) sendShortAnswer(last, status, text, { close: true });
         else if (!last.writableEnded) last.destroy();
         else if (last.writableFinished) socket.end();
         else last.once('finish', () => socket.end());
@@ -199,6 +201,7 @@ export class Gateway {
     // Before any CURVE server socket binds: without it libzmq refuses every client.
     this.#zap = await startCurveAuthenticator(this.#opts.curve, this.log);
     await Promise.all(this.pools.map((p) => p.bind()));
+    await this.brubeck.bind();
     if (this.#opts.mongrel2) {
       this.#adapter = new Mongrel2Adapter({
         ...this.#opts.mongrel2,
@@ -243,12 +246,12 @@ export class Gateway {
     this.#track(res);
     if (this.#closing) {
       this.stats.unavailable++;
-      return plain(res, 503, 'Service Unavailable', { Connection: 'close', 'Retry-After': 1 });
+      return sendShortAnswer(res, 503, 'Service Unavailable', { close: true, retryAfterS: this.#retryAfterS });
     }
     const bad = checkRequest(req, this.#hygiene);
     if (bad) {
       this.stats.rejected++;
-      return plain(res, bad.status, bad.message, { Connection: 'close' });
+      return sendShortAnswer(res, bad.status, bad.message, { close: true });
     }
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -259,85 +262,9 @@ export class Gateway {
     if (!match) {
       this.stats.notFound++;
       // Mongrel2's unmatched-route 404 closes the connection (§6.2).
-      return plain(res, 404, 'Not Found', { Connection: 'close' });
+      return sendShortAnswer(res, 404, 'Not Found', { close: true });
     }
-    const target = match.route.target;
-    switch (target.kind) {
-      case 'dir':
-        void target.dir.serve(req, res, match.prefix, path);
-        return;
-      case 'proxy':
-        void target.proxy.serve(req, res);
-        return;
-      case 'handler':
-        this.#toHandler(req, res, target.pool, match.pattern);
-        return;
-    }
-  }
-
-  #toHandler(req: IncomingMessage, res: ServerResponse, pool: HandlerTarget, pattern: string): void {
-    if (!pool.hasPeers) {
-      this.stats.unavailable++;
-      return plain(res, 503, 'Service Unavailable', { 'Retry-After': 1 });
-    }
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.#maxBody) {
-      this.stats.tooLarge++;
-      return plain(res, 413, 'Entity Too Large', { Connection: 'close' });
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > this.#maxBody) {
-        // A chunked body that grows past the limit.
-        if (!tooLarge) {
-          tooLarge = true;
-          this.stats.tooLarge++;
-          plain(res, 413, 'Entity Too Large', { Connection: 'close' });
-        }
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (tooLarge || res.writableEnded || res.destroyed) return;
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      this.#send(req, res, pool, pattern, body);
-    });
-  }
-
-  #send(req: IncomingMessage, res: ServerResponse, pool: HandlerTarget, pattern: string, body: Buffer): void {
-    const connId = nextConnId();
-    const { path, headers } = buildHeaders(req, { pattern, remoteAddr: req.socket.remoteAddress ?? '', scheme: 'http', encoding: pool.encoding });
-    // An idle deadline: each reply message restarts it, so a long stream lives
-    // as long as the handler keeps sending.
-    const timer = setTimeout(() => {
-      this.stats.timedOut++;
-      relay.abort(504, 'Gateway Timeout');
-      pool.disconnect(connId);
-    }, this.#timeoutMs);
-    const relay = new HttpRelay(res, req.method === 'HEAD', {
-      onActivity: () => timer.refresh(),
-      onDone: () => {
-        clearTimeout(timer);
-        pool.release(connId);
-      },
-    });
-    res.once('close', () => {
-      if (!relay.finished) {
-        // The client went away before its reply (§3.6).
-        this.stats.clientGone++;
-        clearTimeout(timer);
-        pool.disconnect(connId);
-      }
-    });
-    if (!pool.send({ connId, path, headers, body }, relay)) {
-      clearTimeout(timer);
-      this.stats.unavailable++;
-      relay.abort(503, 'Service Unavailable', { 'Retry-After': '1' });
-    }
+    void match.route.target.serve(req, res, { prefix: match.prefix, pattern: match.pattern, path });
   }
 
   /**
@@ -347,10 +274,13 @@ export class Gateway {
    * @throws M2gateError M2G_ERR_NO_ROUTE (404) and whatever serviceCall throws;
    *   a call still waiting when close() has drained fails with M2G_ERR_CALL_ABORTED.
    */
-  call(path: string, init: CallInit = {}): Promise<CallReply> {
+  call(path: string, init: CallInit = {}, async = false): Promise<CallReply> {
+    // A Brubeck service (not the route table): its client aborts what waits when it closes.
+    if (path.startsWith(BRUBECK_SCHEME)) return this.brubeck.call(path, init, this.#timeoutMs, async);
     const q = path.indexOf('?');
     const match = this.#table.match(undefined, q < 0 ? path : path.slice(0, q));
-    if (match?.route.target.kind !== 'handler') {
+    const target = match?.route.target;
+    if (match === undefined || !(target instanceof HandlerDispatch)) {
       return Promise.reject(new M2gateError(ERROR_CODES.NO_ROUTE, `no Handler route serves ${path}`, { statusCode: 404 }));
     }
     // A call nobody waits for (ctx.send) must not outlive the gateway: its timer
@@ -358,7 +288,7 @@ export class Gateway {
     const stop = new AbortController();
     const signal = init.signal ? AbortSignal.any([init.signal, stop.signal]) : stop.signal;
     this.#calls.add(stop);
-    const call = serviceCall({ pool: match.route.target.pool, pattern: match.pattern }, path, { ...init, signal }, this.#timeoutMs);
+    const call = serviceCall({ pool: target.pool, pattern: match.pattern }, path, { ...init, signal }, this.#timeoutMs);
     const forget = (): void => void this.#calls.delete(stop);
     call.then(forget, forget);
     return call;
@@ -387,6 +317,7 @@ export class Gateway {
     await closed;
     // Before the pools close, so that the handlers get their disconnect notices (§3.6).
     for (const stop of this.#calls) stop.abort();
+    await this.brubeck.close();
     await Promise.all([...this.pools.map((p) => p.close()), ...this.#proxies.map((p) => p.close())]);
     await this.#zap?.close();
     this.log.info({ drained, stats: this.stats }, 'gateway stopped');

@@ -16,7 +16,8 @@ import { Publisher, Pull } from 'zeromq';
 import type { Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
-import { SendQueue } from '../transport/send-queue.js';
+import { SendQueue } from '../zmq/send-queue.js';
+import { shortAnswerBytes } from './short-answer.js';
 
 // Mongrel2 kills a connection with more than 16 queued reply messages (§4.5):
 // everything node:http writes in one turn of the event loop goes as one message.
@@ -186,8 +187,7 @@ export class Mongrel2Adapter {
       // Uploads over Mongrel2's limit, WebSockets and JSON sockets are not bridged.
       this.stats.ignored++;
       if (req.kind === 'upload-start') {
-        const text = 'Entity Too Large';
-        this.#out.send(encodeReply(req.sender, req.connId, `HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${text.length}\r\n\r\n${text}`));
+        this.#out.send(encodeReply(req.sender, req.connId, shortAnswerBytes(413, 'Entity Too Large')));
         this.#out.send(encodeClose(req.sender, req.connId));
       }
       return;

@@ -25,6 +25,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import type { ConfigProxy } from '../protocol/mongrel2-conf.js';
+import type { RouteTarget } from './route-target.js';
+import { sendShortAnswer } from './short-answer.js';
 
 export interface ProxyTargetOptions {
   /** TCP connect timeout towards the upstream, ms. Defaults to 5000. Expiry → 504. */
@@ -69,22 +71,8 @@ function errCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
-/** §9-style short text/plain answer that also closes the connection (any unread body is lost). */
-function sendError(res: ServerResponse, status: number, body: string): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(status, {
-    'Content-Type': 'text/plain',
-    'Content-Length': String(Buffer.byteLength(body)),
-    Connection: 'close',
-  });
-  res.end(body);
-}
-
 /** Forwards requests for one `Proxy(addr, port)` config entry. */
-export class ProxyTarget {
+export class ProxyTarget implements RouteTarget {
   readonly #pool: Pool;
 
   /**
@@ -148,7 +136,7 @@ export class ProxyTarget {
     } catch {
       // A status or header node:http refuses to emit (out-of-range code, bad bytes).
       body.destroy();
-      sendError(res, 502, 'Bad Gateway');
+      sendShortAnswer(res, 502, 'Bad Gateway', { close: true });
       return;
     }
     try {
@@ -161,9 +149,9 @@ export class ProxyTarget {
 
   #fail(res: ServerResponse, err: unknown): void {
     const code = errCode(err);
-    if (code !== undefined && TIMEOUT_CODES.has(code)) sendError(res, 504, 'Gateway Timeout');
-    else if (code !== undefined && BAD_REQUEST_CODES.has(code)) sendError(res, 400, 'Bad Request');
-    else sendError(res, 502, 'Bad Gateway');
+    if (code !== undefined && TIMEOUT_CODES.has(code)) sendShortAnswer(res, 504, 'Gateway Timeout', { close: true });
+    else if (code !== undefined && BAD_REQUEST_CODES.has(code)) sendShortAnswer(res, 400, 'Bad Request', { close: true });
+    else sendShortAnswer(res, 502, 'Bad Gateway', { close: true });
   }
 
   /** Graceful: waits for in-flight upstream requests, then closes the pool's connections. */

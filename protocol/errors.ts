@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   LINK: 'M2G_ERR_LINK',
   /** The service holding the request died before answering it and it could not be retried (502). */
   SERVICE_LOST: 'M2G_ERR_SERVICE_LOST',
+  /** A brubeck-service message (docs/brubeck-service-wire.md) is malformed, or a value cannot travel in one. */
+  BRUBECK: 'M2G_ERR_BRUBECK',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];

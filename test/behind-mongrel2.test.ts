@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { Gateway } from '../gateway/gateway.js';
-import type { HandlerTarget } from '../gateway/handler-pool.js';
+import type { HandlerTarget } from '../gateway/handler/index.js';
 import { findServer, parseConfig } from '../protocol/mongrel2-conf.js';
 import { confText, fakeHandler, handlerConf, tempTree, RawClient, type FakeHandler, type RawResponse } from './helpers/gateway.js';
 import { ipcEndpoint, startMongrel2 } from './helpers/mongrel2.js';

@@ -26,8 +26,8 @@ import {
   writeKeyPair,
   type ZapAuthenticator,
   type ZapDecision,
-} from '../transport/curve.js';
-import { z85Decode, z85Encode } from '../transport/z85.js';
+} from '../zmq/curve.js';
+import { z85Decode, z85Encode } from '../zmq/z85.js';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { M2GATE_BIN, runCli, stopAll, tempDir } from './helpers/service.js';
 

@@ -92,8 +92,8 @@ before(async () => {
     const path = q < 0 ? url : url.slice(0, q);
     // `//…` stands in for a Dir mounted at prefix `/` (the open-redirect case).
     lastServe = path.startsWith('/secret/')
-      ? secretTarget.serve(req, res, '/secret/', path)
-      : path.startsWith('//') ? target.serve(req, res, '/', path) : target.serve(req, res, '/static/', path);
+      ? secretTarget.serve(req, res, { prefix: '/secret/', path })
+      : path.startsWith('//') ? target.serve(req, res, { prefix: '/', path }) : target.serve(req, res, { prefix: '/static/', path });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -184,7 +184,7 @@ describe('serving files', () => {
     const r = await get('/static/a.txt', {}, 'POST');
     assert.equal(r.status, 405);
     assert.equal(r.headers.allow, 'GET, HEAD');
-    assert.equal(r.headers['content-type'], 'text/plain');
+    assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
     assert.equal(r.body.toString(), 'Method Not Allowed');
   });
 
@@ -193,7 +193,7 @@ describe('serving files', () => {
       const r = await raw(path);
       assert.equal(r.status, 404, path);
       assert.equal(r.body.toString(), 'Not Found', path);
-      assert.equal(header(r, 'content-type'), 'text/plain', path);
+      assert.equal(header(r, 'content-type'), 'text/plain; charset=utf-8', path);
     }
   });
 
@@ -359,7 +359,7 @@ describe('file-record cache (cache_ttl, §7)', () => {
       const path = req.url ?? '/';
       const prefix = `/${path.split('/')[1] ?? ''}/`;
       const target = targets.get(prefix);
-      if (target) void target.serve(req, res, prefix, path);
+      if (target) void target.serve(req, res, { prefix, path });
       else res.writeHead(500).end();
     });
     cserver.listen(0, '127.0.0.1');

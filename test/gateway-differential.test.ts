@@ -6,7 +6,8 @@
 // must be identical once the CONN_IDs (each front's own counter) are aligned.
 // test/differential-request.test.ts does the same for the request builder alone; this one
 // also proves the gateway's plumbing (PATTERN, REMOTE_ADDR, bodies, encodings) adds nothing.
-// Every known difference is asserted, so a change on either side fails the test.
+// Every known difference is asserted, so a change on either side fails the test. The cases are
+// test/helpers/differential-cases.ts, shared with test/differential-request.test.ts.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -16,10 +17,11 @@ import { join } from 'node:path';
 import type { Publisher } from 'zeromq';
 import { parseRequest, type HeaderEncoding, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
+import { DIFFERENTIAL_CASES, DIFFERENTIAL_PATTERN } from './helpers/differential-cases.js';
 import { connectHandler, ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
 import { fakeHandler, handlerConf, startGateway, type FakeHandler, type GatewayRig } from './helpers/gateway.js';
 
-const PATTERN = '/handler';
+const PATTERN = DIFFERENTIAL_PATTERN;
 const LIMIT = 1024;
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -136,53 +138,23 @@ function withConnId(raw: Buffer, msg: M2Request, connId: number): string {
 
 // ---- the cases --------------------------------------------------------------------------------
 
-interface Case {
-  name: string;
-  bytes: Buffer;
-  /** Mongrel2's key order is fixed for it: compare the whole message byte for byte. */
-  exact?: boolean;
-  /** Header values node:http cannot give us as Mongrel2 forwards them: [Mongrel2's, ours]. */
-  differs?: Record<string, [string, string]>;
-}
-
-const bin = (...parts: Array<string | Buffer>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
-const BINARY = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x2c, 0x3a, 0x7d, 0x5d, 0x01, 0x0d, 0x0a, 0x30, 0x3a, 0x2c, 0x20, 0x7b]);
-
-const CASES: Case[] = [
-  { name: 'GET with a query', bytes: bin('GET /handler/items?id=7&name=caf%C3%A9 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: probe/1.0\r\nAccept: */*\r\n\r\n') },
-  { name: 'POST with a binary body', bytes: bin(`POST /handler/bin HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${BINARY.length}\r\n\r\n`, BINARY) },
-  {
-    name: 'repeated headers: 7 values of one, mixed-case names, a forged x-forwarded-for',
-    bytes: bin(
-      'GET /handler/dup HTTP/1.1\r\nHost: localhost\r\nX-Dup: one\r\nX-DUP: two\r\nx-dup: three\r\nCookie: a=1\r\nX-Forwarded-For: 1.2.3.4\r\nCookie: b=2\r\n',
-      [0, 1, 2, 3, 4, 5, 6].map((i) => `X-Many: ${i}\r\n`).join(''),
-      'x-forwarded-for: 5.6.7.8\r\n\r\n',
-    ),
-  },
-  {
-    name: 'UTF-8 and non-UTF-8 header values',
-    bytes: bin('GET /handler/utf8 HTTP/1.1\r\nHost: localhost\r\nX-Name: ', Buffer.from('José Müller 日本 🦀'), '\r\nX-Latin1: caf\xe9\r\nX-Quote: say "hi" \\ back\r\n\r\n'),
-  },
-  {
-    name: 'trailing blanks in values',
-    bytes: bin('GET /handler/space HTTP/1.1\r\nHost: localhost\r\nX-Space:   lead and trail   \r\n\r\n'),
-    differs: { 'x-space': ['lead and trail   ', 'lead and trail'] },
-  },
-  { name: 'HEAD', bytes: bin('HEAD /handler/head HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true },
-  { name: '/x? (empty query)', bytes: bin('GET /handler/x? HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true },
-  { name: 'HTTP/1.0 without any header', bytes: bin('GET /handler/bare HTTP/1.0\r\n\r\n'), exact: true },
-  { name: 'a percent-encoded path with dots, kept as sent (§3.1)', bytes: bin('GET /handler/a/../b/%7Efoo%2Fbar HTTP/1.1\r\nHost: localhost\r\n\r\n'), exact: true },
-  { name: 'a chunked body', bytes: bin('POST /handler/chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n') },
-];
-
 const UPLOAD_KEYS = ['x-mongrel2-upload-start', 'x-mongrel2-upload-done'];
 
-for (const c of CASES) {
+for (const c of DIFFERENTIAL_CASES) {
   test(`Mongrel2 and the m2gate gateway send the handler the same message: ${c.name}`, async () => {
     for (const encoding of ['json', 'tnetstring'] as const) {
       const where = `${c.name} (${encoding})`;
       const side = sides[encoding];
       const theirs = await viaMongrel2(side.m2, SENDERS[encoding], c.bytes);
+      if (c.refusedWith !== undefined) {
+        // A deliberate difference: Mongrel2 served it (above); the gateway refuses it before
+        // any handler sees it (the fake handler's next message is the next case's).
+        const client = await side.gw.rig.client();
+        client.write(c.bytes);
+        assert.equal((await client.response()).status, c.refusedWith, where);
+        client.destroy();
+        continue;
+      }
       const ours = await viaGateway(side.gw, c.bytes, c.bytes.subarray(0, 5).toString() === 'HEAD ');
 
       assert.equal(ours.msg.encoding, encoding, where);

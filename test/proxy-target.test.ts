@@ -198,7 +198,7 @@ test('a request undici refuses to send (duplicate Host) → 400, not 502', async
 test('upstream down → 502 Bad Gateway, text/plain, connection closed (GET and POST with body)', async () => {
   const r = await request(url('/down/x'), { dispatcher: agent });
   assert.equal(r.statusCode, 502);
-  assert.equal(r.headers['content-type'], 'text/plain');
+  assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
   assert.equal(r.headers.connection, 'close');
   assert.equal(await r.body.text(), 'Bad Gateway');
   const post = await request(url('/down/x'), { dispatcher: agent, method: 'POST', body: randomBytes(64 * 1024) });

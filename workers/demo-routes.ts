@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { threadId } from 'node:worker_threads';
 import { setTimeout as delay } from 'node:timers/promises';
-import { defineRoutes, type ServiceRequest } from './routes.js';
+import { defineRoutes, type ServiceRequest } from './service-routes.js';
 
 function fib(n: number): number {
   return n < 2 ? n : fib(n - 1) + fib(n - 2);

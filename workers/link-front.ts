@@ -8,9 +8,10 @@
 import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { decodeLink, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
-import { SendQueue } from '../transport/send-queue.js';
+import { SendQueue } from '../zmq/send-queue.js';
 import type { Front, FrontEvents } from './front.js';
-import { clientSocketOptions, type CurveConfig, type CurveSocketOptions } from '../transport/curve-config.js';
+import { clientSocketOptions, type CurveConfig, type CurveSocketOptions } from '../zmq/curve-config.js';
+import { LIVENESS_DEFAULTS, Liveness, Verdict } from '../zmq/link-liveness.js';
 
 export interface LinkFrontOptions {
   /** The gateway's ROUTER endpoint: the Handler's send_spec. */
@@ -20,9 +21,9 @@ export interface LinkFrontOptions {
   threads: number;
   /** Shown in the gateway's logs. */
   name: string;
-  /** Defaults to 1,000 ms. */
+  /** Heartbeat interval; defaults to 1,000 ms (zmq/link-liveness.ts). */
   heartbeatMs?: number;
-  /** Defaults to 3. */
+  /** Silent intervals before the gateway counts as lost; defaults to 3. */
   liveness?: number;
   /** CURVE client keys (this service's pair and the gateway's public key). */
   curve?: CurveConfig | undefined;
@@ -44,8 +45,8 @@ export class LinkFront implements Front {
   #owed = 0;
   #creditScheduled = false;
   #registered = false;
-  #lastHeard = 0;
-  #lastSent = 0;
+  /** Made with the clock at 0: only checked once registered, which the first message from the gateway sets. */
+  readonly #liveness: Liveness;
   #losses = 0;
   #ticker: NodeJS.Timeout | undefined;
   #reconnect: NodeJS.Timeout | undefined;
@@ -54,8 +55,9 @@ export class LinkFront implements Front {
   #warned = false;
 
   constructor(options: LinkFrontOptions) {
-    const { endpoint, credit, threads, name, heartbeatMs = 1000, liveness = 3 } = options;
+    const { endpoint, credit, threads, name, heartbeatMs = LIVENESS_DEFAULTS.heartbeatMs, liveness = LIVENESS_DEFAULTS.liveness } = options;
     this.#opts = { endpoint, credit, threads, name, heartbeatMs, liveness };
+    this.#liveness = new Liveness({ heartbeatMs, liveness }, 0);
     this.#socketOptions = clientSocketOptions(options.curve);
     this.#log = options.log;
   }
@@ -112,7 +114,7 @@ export class LinkFront implements Front {
       }
       return;
     }
-    this.#lastHeard = Date.now();
+    this.#liveness.heard();
     if (!this.#registered && message.command !== 'BYE') {
       this.#registered = true;
       this.#losses = 0;
@@ -136,7 +138,7 @@ export class LinkFront implements Front {
   }
 
   #write(frames: Buffer[]): void {
-    this.#lastSent = Date.now();
+    this.#liveness.sent();
     this.#out?.send(frames);
   }
 
@@ -163,9 +165,9 @@ export class LinkFront implements Front {
 
   #tick(): void {
     if (!this.#registered || this.#socket === undefined) return;
-    const now = Date.now();
-    if (now - this.#lastHeard > this.#opts.heartbeatMs * this.#opts.liveness) this.#lost('heartbeats missed');
-    else if (now - this.#lastSent >= this.#opts.heartbeatMs) this.#write(HEARTBEAT);
+    const verdict = this.#liveness.check();
+    if (verdict === Verdict.DEAD) this.#lost('heartbeats missed');
+    else if (verdict === Verdict.BEAT) this.#write(HEARTBEAT);
   }
 
   /** The gateway no longer knows this service: drop everything, start over on a new socket. */

@@ -5,9 +5,9 @@
  */
 import { Pull, XPublisher } from 'zeromq';
 import type { Logger } from 'pino';
-import { SendQueue } from '../transport/send-queue.js';
+import { SendQueue } from '../zmq/send-queue.js';
 import type { Front, FrontEvents } from './front.js';
-import { clientSocketOptions, type CurveConfig } from '../transport/curve-config.js';
+import { clientSocketOptions, type CurveConfig } from '../zmq/curve-config.js';
 
 export class Mongrel2Front implements Front {
   readonly #send: string[];

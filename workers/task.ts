@@ -1,15 +1,12 @@
 /** What crosses between the service's main thread and its piscina workers. */
 import type { HeaderMap } from '../protocol/m2-request.js';
+import type { AbortShared } from './abort-protocol.js';
 
 export interface WorkerConfig {
   /** file: URL of the user's compiled routes module. */
   routesModule: string;
-  /** One Int32 slot per in-flight task; the main thread stores a task's id there to abort it. */
-  abortFlags: SharedArrayBuffer;
-  /** One Int32 slot per in-flight task: the threadId running it (0 while queued), so the main thread can terminate that thread. */
-  runningOn: SharedArrayBuffer;
-  /** BroadcastChannel name on which the main thread announces aborts, to wake async handlers. */
-  abortChannel: string;
+  /** The cooperative abort's shared memory and channel (abort-protocol.ts). */
+  abort: AbortShared;
 }
 
 export interface DescribeTask {
@@ -18,8 +15,11 @@ export interface DescribeTask {
 
 export interface RunTask {
   kind: 'run';
+  /** Never reused; the abort flag names it (abort-protocol.ts). */
   id: number;
+  /** The task's cells in the abort protocol's shared arrays. */
   slot: number;
+  /** Index into the routes module's entries, in definition order. */
   route: number;
   method: string;
   path: string;

@@ -5,29 +5,22 @@
  * fails to load rejects tasks instead of leaving piscina with no threads (a
  * measured pitfall). ZeroMQ never enters this thread.
  */
-import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import { threadId, workerData } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { encodeReply } from '../protocol/m2-reply.js';
-import { parseQuery, routeEntries, type RouteEntry, type ServiceRequest } from './routes.js';
+import { parseQuery } from '../protocol/method-router.js';
+import { readServiceRoutes, type ServiceRouteEntry, type ServiceRequest } from './service-routes.js';
 import { textResponse, toHttpResponse } from './result.js';
+import { AbortListener } from './abort-worker.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
 
 const config = workerData as WorkerConfig;
-const abortFlags = new Int32Array(config.abortFlags);
-const runningOn = new Int32Array(config.runningOn);
-const running = new Map<number, AbortController>();
+const aborts = new AbortListener(config.abort);
 
-const channel = new BroadcastChannel(config.abortChannel);
-channel.unref();
-channel.onmessage = (event: unknown) => {
-  const id = (event as { data: number }).data;
-  running.get(id)?.abort(new Error('request aborted'));
-};
-
-let loaded: Promise<RouteEntry[]> | undefined;
-function routes(): Promise<RouteEntry[]> {
-  loaded ??= import(config.routesModule).then((mod: { default?: unknown }) => routeEntries(mod.default));
+let loaded: Promise<ServiceRouteEntry[]> | undefined;
+function routes(): Promise<ServiceRouteEntry[]> {
+  loaded ??= import(config.routesModule).then((mod: { default?: unknown }) => readServiceRoutes(mod.default));
   return loaded;
 }
 
@@ -36,19 +29,13 @@ const now = (): number => performance.timeOrigin + performance.now();
 async function runTask(task: RunTask): Promise<RunResult> {
   const startedAt = now();
   const base = { thread: threadId, startedAt };
-  // Published before the abort check, so an abort can never miss a started task.
-  Atomics.store(runningOn, task.slot, threadId);
   // Aborted while it waited in the queue: never start it.
-  if (Atomics.load(abortFlags, task.slot) === task.id) {
+  if (aborts.start(task.slot, task.id)) {
     return { ...base, status: 0, reply: new Uint8Array(0), finishedAt: now(), aborted: true };
   }
   const entry = (await routes())[task.route];
   if (entry === undefined) throw new Error(`no route #${task.route} in the routes module`);
-  const controller = new AbortController();
-  running.set(task.id, controller);
-  // The abort notice for a task aborted while this thread was still loading the
-  // routes module (its first task) found no controller: the flag has it.
-  if (Atomics.load(abortFlags, task.slot) === task.id) controller.abort(new Error('request aborted'));
+  const signal = aborts.track(task.slot, task.id);
   const request: ServiceRequest = {
     method: task.method,
     path: task.path,
@@ -58,7 +45,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
     body: Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength),
     connId: task.connId,
     sender: task.sender,
-    signal: controller.signal,
+    signal,
   };
   let status: number;
   let bytes: Buffer;
@@ -73,7 +60,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
     status = 500;
     bytes = textResponse(500, `Internal Server Error (error id ${errorId})\n`);
   } finally {
-    running.delete(task.id);
+    aborts.untrack(task.id);
   }
   const reply = encodeReply(task.sender, task.connId, bytes);
   const result: RunResult = { ...base, status, reply, finishedAt: now() };
@@ -81,7 +68,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
     result.errorId = errorId;
     result.error = error;
   }
-  if (controller.signal.aborted) result.aborted = true;
+  if (signal.aborted) result.aborted = true;
   return result;
 }
 

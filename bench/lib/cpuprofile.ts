@@ -45,7 +45,8 @@ export function areaOf(url: string, functionName: string): string {
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (pkg) return pkg[1]!;
   if (url.startsWith('node:')) return `node ${url.slice(5).split('/')[0]}`;
-  const own = /\/(protocol|gateway|workers|transport|cli|bench)\/[^/]+$/.exec(url);
+  // One level of subfolder (gateway/handler/) counts as its parent folder.
+  const own = /\/(protocol|gateway|workers|zmq|cli|bench)\/(?:[^/]+\/)?[^/]+$/.exec(url);
   if (own) return `m2gate ${own[1]}/`;
   return url.split('/').slice(-1)[0] ?? url;
 }

@@ -71,7 +71,7 @@ interface CallStats {
   p99Us: number;
 }
 
-/** The bytes ctx.call sends for GET /svc/hello (gateway/service-call.ts builds the same header map, §3.2). */
+/** The bytes ctx.call sends for GET /svc/hello (gateway/handler/service-call.ts builds the same header map, §3.2). */
 function callMessageSize(): number {
   const headers = { REMOTE_ADDR: '127.0.0.1', METHOD: 'GET', URL_SCHEME: 'http', PATTERN: '/svc/', URI: '/svc/hello', VERSION: 'HTTP/1.1', PATH: '/svc/hello' };
   return encodeRequest({ sender: HANDLER_IDENT, connId: 1_000_000, path: '/svc/hello', headers, body: '' }, 'json').length;

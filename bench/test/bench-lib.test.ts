@@ -91,7 +91,8 @@ void test('the chart draws one bar per goal, coloured by the verdict, with escap
 });
 
 void test('areaOf names m2gate folders, packages, node internals and V8 frames', () => {
-  assert.equal(areaOf('file:///srv/app/dist/transport/send-queue.js', '#pump'), 'm2gate transport/');
+  assert.equal(areaOf('file:///srv/app/dist/zmq/send-queue.js', '#pump'), 'm2gate zmq/');
+  assert.equal(areaOf('file:///srv/app/dist/gateway/handler/link-pool.js', '#pick'), 'm2gate gateway/');
   assert.equal(areaOf('file:///srv/app/node_modules/piscina/dist/index.js', 'postTask'), 'piscina');
   assert.equal(areaOf('node:internal/streams/readable', 'push'), 'node internal');
   assert.equal(areaOf('', '(garbage collector)'), 'GC');

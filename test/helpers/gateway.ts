@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Publisher, Pull } from 'zeromq';
 import { Gateway } from '../../gateway/gateway.js';
-import type { HandlerTarget } from '../../gateway/handler-pool.js';
+import type { HandlerTarget } from '../../gateway/handler/index.js';
 import { findServer, parseConfig } from '../../protocol/mongrel2-conf.js';
 import { parseRequest, type HeaderEncoding, type M2Request } from '../../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../../protocol/m2-reply.js';

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { Dealer, Router } from 'zeromq';
 import { Pool } from 'undici';
 import { Gateway } from '../../gateway/gateway.js';
-import { LinkPool, type LinkOptions } from '../../gateway/link-pool.js';
+import { LinkPool, type LinkOptions } from '../../gateway/handler/index.js';
 import { decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
 import { findServer, parseConfig } from '../../protocol/mongrel2-conf.js';
 import { parseRequest, type HeaderEncoding, type M2Request } from '../../protocol/m2-request.js';
@@ -154,7 +154,7 @@ export interface LinkRig {
 }
 
 /** A Gateway in-process serving '/svc/' over the link on a fresh tcp:// endpoint. */
-export async function startLinkGateway(options: { link?: LinkOptions; handlerTimeoutMs?: number; protocol?: HeaderEncoding } = {}): Promise<LinkRig> {
+export async function startLinkGateway(options: { link?: LinkOptions; handlerTimeoutMs?: number; retryAfterSeconds?: number; protocol?: HeaderEncoding } = {}): Promise<LinkRig> {
   const spec = await linkEndpoint();
   const config = parseConfig(linkConfText({ sendSpec: spec, protocol: options.protocol }));
   const log = logCapture();
@@ -167,6 +167,7 @@ export async function startLinkGateway(options: { link?: LinkOptions; handlerTim
     logger: log.logger,
     link: options.link,
     ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
+    ...(options.retryAfterSeconds !== undefined ? { retryAfterSeconds: options.retryAfterSeconds } : {}),
   });
   const pool = gateway.pools[0];
   if (!(pool instanceof LinkPool)) throw new Error('the link Handler did not get a LinkPool');

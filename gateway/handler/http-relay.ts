@@ -5,9 +5,10 @@
  * HEAD and pipelining correct and turns a malformed reply into a 502 instead
  * of raw bytes on the client's socket (DESIGN.md, deliberate differences).
  */
-import { STATUS_CODES, type ServerResponse } from 'node:http';
-import { ResponseParser, type ParsedHead } from '../protocol/http-response.js';
-import type { ReplySink } from './handler-pool.js';
+import type { ServerResponse } from 'node:http';
+import { ResponseParser, type ParsedHead } from '../../protocol/http-response.js';
+import type { ReplySink } from './reply-dispatch.js';
+import { sendShortAnswer } from '../short-answer.js';
 
 // node:http frames the body itself; the handler's own framing and
 // connection-management headers must not be copied (RFC 9110 §7.6.1).
@@ -24,15 +25,18 @@ export class HttpRelay implements ReplySink {
   readonly #res: ServerResponse;
   readonly #parser: ResponseParser;
   readonly #events: RelayEvents;
+  readonly #retryAfterS: number;
   #finished = false;
   /** A parsed head not yet given to node:http: written with the first body bytes, the end, or
    * at the end of the reply message that carried it. Until then a malformed rest of the same
    * message can still become a clean 502 instead of a cut connection. */
   #pendingHead: ParsedHead | undefined;
 
-  constructor(res: ServerResponse, head: boolean, events: RelayEvents) {
+  /** `retryAfterS`: the Retry-After of a 503 when the handler target gives up (GatewayOptions.retryAfterSeconds). */
+  constructor(res: ServerResponse, head: boolean, retryAfterS: number, events: RelayEvents) {
     this.#res = res;
     this.#events = events;
+    this.#retryAfterS = retryAfterS;
     this.#parser = new ResponseParser(
       {
         onHead: (h) => {
@@ -110,15 +114,8 @@ export class HttpRelay implements ReplySink {
   /** A reply that is not valid HTTP: 502 if nothing was sent yet, else cut the connection. */
   #fail(): void {
     this.#finished = true;
-    const res = this.#res;
-    if (!res.headersSent) {
-      // The reason is explicit: a writeHead that threw on the handler's head (a control byte in
-      // its reason or a value) has already set statusMessage, which writeHead would reuse.
-      res.writeHead(502, 'Bad Gateway', { 'Content-Type': 'text/plain', Connection: 'close', 'Content-Length': 11 });
-      res.end('Bad Gateway');
-    } else {
-      res.destroy();
-    }
+    // Cuts the connection instead when the head already went.
+    sendShortAnswer(this.#res, 502, 'Bad Gateway', { close: true });
     this.#events.onDone('bad-reply');
   }
 
@@ -129,22 +126,15 @@ export class HttpRelay implements ReplySink {
   }
 
   /** The handler target gave up (service died, queue timed out). */
-  onFail(status: 502 | 503, message: string, headers: Record<string, string> = {}): void {
-    this.abort(status, message, headers);
+  onFail(status: 502 | 503, message: string): void {
+    this.abort(status, message);
   }
 
-  /** The gateway gives up (timeout, shutdown): 504/503 if possible, else cut. */
-  abort(status: number, message: string, extra: Record<string, string> = {}): void {
+  /** The gateway gives up (timeout, no handler): 504/503 if nothing was sent yet, else cut. */
+  abort(status: 502 | 503 | 504, message: string): void {
     if (this.#finished) return;
     this.#finished = true;
-    const res = this.#res;
-    if (!res.headersSent) {
-      const body = Buffer.from(message);
-      res.writeHead(status, STATUS_CODES[status], { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...extra });
-      res.end(body);
-    } else {
-      res.destroy();
-    }
+    sendShortAnswer(this.#res, status, message, status === 503 ? { retryAfterS: this.#retryAfterS } : {});
     this.#events.onDone('closed');
   }
 }

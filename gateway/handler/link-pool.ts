@@ -4,30 +4,27 @@
  * Unlike PUSH/SUB it knows which service holds which request, sends only to
  * services with credit (least loaded first), and answers at once for the
  * requests of a service that dies: a retry elsewhere when that is safe, 502
- * otherwise.
+ * otherwise. This file is the mechanism (socket, registration, heartbeats,
+ * replies); the policy (credit, pick, queue, retries) is link-scheduler.ts.
  */
-import { performance } from 'node:perf_hooks';
 import { Router } from 'zeromq';
 import type { Logger } from 'pino';
-import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../protocol/m2-request.js';
-import { decodeLink, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
-import type { ConfigHandler } from '../protocol/mongrel2-conf.js';
-import { SendQueue } from '../transport/send-queue.js';
+import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../../protocol/m2-request.js';
+import { decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
+import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
+import { SendQueue } from '../../zmq/send-queue.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
-import { serverSocketOptions, type CurveConfig } from '../transport/curve-config.js';
-import type { HandlerTarget } from './handler-pool.js';
+import { serverSocketOptions, type CurveConfig } from '../../zmq/curve-config.js';
+import type { HandlerTarget } from './handler-target.js';
+import { LinkScheduler, schedPeer, type LinkJob, type SchedPeer } from './link-scheduler.js';
+import { LIVENESS_DEFAULTS, Liveness, Verdict, type LivenessOptions } from '../../zmq/link-liveness.js';
 
-export interface LinkOptions {
-  /** Heartbeat interval in ms. Defaults to 1,000. */
-  heartbeatMs?: number;
-  /** Silent intervals before a service is dead (at least 2: each side checks once an interval). Defaults to 3. */
-  liveness?: number;
+/** Heartbeats (zmq/link-liveness.ts: `heartbeatMs`, `liveness`), the queue bound and its timeout. */
+export interface LinkOptions extends LivenessOptions {
   /** Requests that may wait for credit before 503. Defaults to 256. */
   maxQueue?: number;
-  /** Longest wait for credit, in ms, before 503. Defaults to 10,000. */
+  /** Longest wait for credit, in ms, before 503 (with GatewayOptions.retryAfterSeconds). Defaults to 10,000. */
   queueTimeoutMs?: number;
-  /** Seconds for 503's Retry-After. Defaults to 1. */
-  retryAfterSeconds?: number;
 }
 
 export interface LinkStats extends HandlerPoolStats {
@@ -45,46 +42,16 @@ export interface LinkStats extends HandlerPoolStats {
   malformedLink: number;
 }
 
-/** Methods that may be sent twice (RFC 9110 §9.2.2), as the link spec lists them. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
-const MAX_ATTEMPTS = 2;
-
-interface Peer {
+/** A registered service: its socket identity and liveness here, its scheduling state in LinkScheduler. */
+interface Peer extends SchedPeer {
   id: Buffer;
   key: string;
   name: string;
-  threads: number;
-  /** What READY announced: the most it may ever hold. */
-  announced: number;
-  credit: number;
-  inFlight: Set<Job>;
-  lastHeard: number;
-  lastSent: number;
-  /**
-   * Smoothed ms between completions while every thread was busy: the inverse
-   * of the service's throughput, so a slow or overloaded service shows it
-   * however much credit it announced. 0 until first measured.
-   */
-  msPerCompletion: number;
-  lastCompletion: number;
-  /** Said BYE: no new requests, replies still relayed. */
-  leaving: boolean;
+  liveness: Liveness;
   /** Made once per peer: they run for every message. */
   owns: (connId: number) => boolean;
   onReplied: (connId: number) => void;
   onSendFailure: (err: unknown) => void;
-}
-
-interface Job {
-  connId: number;
-  message: Buffer;
-  method: string;
-  peer: Peer | undefined;
-  /** A reply message arrived: bytes may have reached the client, so no retry. */
-  replied: boolean;
-  attempts: number;
-  /** When it entered the gateway queue (performance.now()); -1 when not queued. */
-  queuedAt: number;
 }
 
 const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
@@ -97,18 +64,13 @@ export class LinkPool implements HandlerTarget {
   readonly #router: Router;
   readonly #out: SendQueue;
   readonly #peers = new Map<string, Peer>();
-  readonly #jobs = new Map<number, Job>();
-  readonly #queue: Job[] = [];
-  readonly #heartbeatMs: number;
-  readonly #liveness: number;
-  readonly #maxQueue: number;
+  readonly #sched: LinkScheduler<Peer>;
+  readonly #livenessOptions: LivenessOptions;
   readonly #queueTimeoutMs: number;
-  readonly #retryAfter: string;
-  readonly #linkStats = { registered: 0, lost: 0, retried: 0, failed: 0, queueRejected: 0, malformedLink: 0 };
+  readonly #linkStats = { registered: 0, lost: 0, malformedLink: 0 };
   #peerWaiters: Array<() => void> = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #queueSweep: NodeJS.Timeout | undefined;
-  #drainScheduled = false;
   #reading: Promise<void> | undefined;
   #closed = false;
   #warnedVersion = false;
@@ -131,11 +93,15 @@ export class LinkPool implements HandlerTarget {
     });
     this.#log = log.child({ handler: config.sendIdent, transport: 'link' });
     this.#replies = new ReplyDispatch(config.sendIdent, this.#log);
-    this.#heartbeatMs = options.heartbeatMs ?? 1000;
-    this.#liveness = options.liveness ?? 3;
-    this.#maxQueue = options.maxQueue ?? 256;
+    this.#livenessOptions = { heartbeatMs: options.heartbeatMs ?? LIVENESS_DEFAULTS.heartbeatMs, liveness: options.liveness ?? LIVENESS_DEFAULTS.liveness };
     this.#queueTimeoutMs = options.queueTimeoutMs ?? 10_000;
-    this.#retryAfter = String(options.retryAfterSeconds ?? 1);
+    this.#sched = new LinkScheduler<Peer>(
+      { maxQueue: options.maxQueue ?? 256, queueTimeoutMs: this.#queueTimeoutMs },
+      {
+        dispatch: (job, peer) => this.#sendTo(peer, encodeLink({ command: 'REQUEST', message: job.message })),
+        fail: (job, status) => this.#replies.fail(job.connId, status, status === 503 ? 'Service Unavailable' : 'Bad Gateway'),
+      },
+    );
     this.#out = new SendQueue(this.#router, { maxQueued: 100_000, onError: (err) => this.#log.error({ err }, 'link send failed') });
     // A dropped connection (SIGKILL, crash) shows here long before heartbeats
     // miss; the event does not say which peer it was, so probe them all: with
@@ -147,7 +113,7 @@ export class LinkPool implements HandlerTarget {
 
   /** A snapshot. */
   get stats(): LinkStats {
-    return { ...this.#replies.stats, ...this.#linkStats };
+    return { ...this.#replies.stats, ...this.#linkStats, ...this.#sched.stats };
   }
 
   get encoding(): HeaderEncoding {
@@ -166,12 +132,12 @@ export class LinkPool implements HandlerTarget {
   }
 
   get pending(): number {
-    return this.#jobs.size;
+    return this.#sched.pending;
   }
 
   /** Requests waiting for credit. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#sched.queued;
   }
 
   whenPeer(): Promise<void> {
@@ -182,11 +148,11 @@ export class LinkPool implements HandlerTarget {
   async bind(): Promise<void> {
     await this.#router.bind(this.config.sendSpec);
     this.#reading = this.#readLoop();
-    this.#heartbeat = setInterval(() => this.#tick(), this.#heartbeatMs);
+    this.#heartbeat = setInterval(() => this.#tick(), this.#livenessOptions.heartbeatMs);
     this.#heartbeat.unref();
     // One sweep instead of a timer per queued request (a timer each cost
     // measurable CPU under load, when most requests wait for credit).
-    this.#queueSweep = setInterval(() => this.#expireQueued(), Math.max(10, Math.min(250, this.#queueTimeoutMs / 10)));
+    this.#queueSweep = setInterval(() => this.#sched.expireQueued(), Math.max(10, Math.min(250, this.#queueTimeoutMs / 10)));
     this.#queueSweep.unref();
   }
 
@@ -194,130 +160,35 @@ export class LinkPool implements HandlerTarget {
     if (this.#closed || !this.hasPeers) return false;
     const message = encodeRequest({ ...fields, sender: this.config.sendIdent }, this.config.protocol);
     const method = fields.headers.METHOD;
-    const job: Job = { connId: fields.connId, message, method: typeof method === 'string' ? method : 'GET', peer: undefined, replied: false, attempts: 0, queuedAt: -1 };
-    // Behind those already waiting (FIFO), even if credit came back this turn.
-    const peer = this.#queue.length === 0 ? this.#pick() : undefined;
-    if (peer === undefined && this.#queue.length >= this.#maxQueue) {
-      this.#linkStats.queueRejected++;
+    const job: LinkJob = { connId: fields.connId, message, method: typeof method === 'string' ? method : 'GET', peer: undefined, replied: false, attempts: 0, queuedAt: -1 };
+    // Registered first: submit() may dispatch at once.
+    this.#replies.register(job.connId, sink);
+    if (!this.#sched.submit(job)) {
+      this.#replies.forget(job.connId);
       return false;
     }
-    this.#jobs.set(job.connId, job);
-    this.#replies.register(job.connId, sink);
     this.#replies.stats.sent++;
-    if (peer) this.#dispatch(job, peer);
-    else {
-      this.#enqueue(job, false);
-      this.#scheduleDrain();
-    }
     return true;
   }
 
   release(connId: number): void {
     this.#replies.release(connId);
-    this.#finish(connId);
+    this.#sched.finish(connId);
   }
 
   disconnect(connId: number): void {
     this.#replies.forget(connId);
-    const job = this.#finish(connId);
+    const job = this.#sched.finish(connId);
     // Only the service holding the request hears of it (§3.6 can only load-balance).
     if (job?.peer && !this.#closed) {
       const notice = encodeDisconnect(this.config.sendIdent, connId, this.config.protocol);
-      this.#sendTo(job.peer, encodeLink({ command: 'DISCONNECT', message: notice }));
-    }
-  }
-
-  #finish(connId: number): Job | undefined {
-    const job = this.#jobs.get(connId);
-    if (!job) return undefined;
-    this.#jobs.delete(connId);
-    job.peer?.inFlight.delete(job);
-    if (job.queuedAt >= 0) {
-      job.queuedAt = -1;
-      const at = this.#queue.indexOf(job);
-      if (at >= 0) this.#queue.splice(at, 1);
-    }
-    return job;
-  }
-
-  /**
-   * The service with credit that would finish one more request soonest: its
-   * requests in flight times its measured time per completion. Until a
-   * service has been measured, requests per thread stand in, so that
-   * new services fill their threads first.
-   */
-  #pick(): Peer | undefined {
-    let best: Peer | undefined;
-    let bestWait = Infinity;
-    let bestLoad = Infinity;
-    for (const peer of this.#peers.values()) {
-      if (peer.credit <= 0 || peer.leaving) continue;
-      const load = peer.inFlight.size / peer.threads;
-      // A free thread is always the soonest.
-      const wait = load < 1 || peer.msPerCompletion === 0 ? 0 : (peer.inFlight.size + 1) * peer.msPerCompletion;
-      if (wait < bestWait || (wait === bestWait && load < bestLoad)) {
-        best = peer;
-        bestWait = wait;
-        bestLoad = load;
-      }
-    }
-    return best;
-  }
-
-  #dispatch(job: Job, peer: Peer): void {
-    peer.credit--;
-    peer.inFlight.add(job);
-    job.peer = peer;
-    job.attempts++;
-    this.#sendTo(peer, encodeLink({ command: 'REQUEST', message: job.message }));
-  }
-
-  #enqueue(job: Job, first: boolean): void {
-    job.peer = undefined;
-    // A retried request goes in front with the time of its retry.
-    if (job.queuedAt < 0) job.queuedAt = performance.now();
-    if (first) this.#queue.unshift(job);
-    else this.#queue.push(job);
-  }
-
-  /** 503 for requests that waited for credit longer than the queue timeout (retries go in front, so scan all). */
-  #expireQueued(): void {
-    if (this.#queue.length === 0) return;
-    const limit = performance.now() - this.#queueTimeoutMs;
-    for (const job of this.#queue.filter((j) => j.queuedAt <= limit)) {
-      this.#linkStats.queueRejected++;
-      this.#finish(job.connId);
-      this.#replies.fail(job.connId, 503, 'Service Unavailable', { 'Retry-After': this.#retryAfter });
-    }
-  }
-
-  /**
-   * Drains once the replies read in this turn are handled, so that the
-   * requests they free go out together rather than one send per reply from
-   * inside the ROUTER's receive loop. New requests queue behind waiting ones.
-   */
-  #scheduleDrain(): void {
-    if (this.#drainScheduled || this.#queue.length === 0) return;
-    this.#drainScheduled = true;
-    setImmediate(() => {
-      this.#drainScheduled = false;
-      this.#drain();
-    });
-  }
-
-  /** Hands queued requests to services that have credit again. */
-  #drain(): void {
-    while (this.#queue.length > 0) {
-      const peer = this.#pick();
-      if (!peer) return;
-      const job = this.#queue.shift()!;
-      job.queuedAt = -1;
-      this.#dispatch(job, peer);
+      // The scheduler only ever holds this pool's own peers.
+      this.#sendTo(job.peer as Peer, encodeLink({ command: 'DISCONNECT', message: notice }));
     }
   }
 
   #sendTo(peer: Peer, frames: Buffer[]): void {
-    peer.lastSent = Date.now();
+    peer.liveness.sent();
     this.#out.send([peer.id, ...frames], peer.onSendFailure);
   }
 
@@ -355,7 +226,7 @@ export class LinkPool implements HandlerTarget {
       if (message.command !== 'BYE') void this.#router.send([id, ...BYE]).catch(() => {});
       return;
     }
-    peer.lastHeard = Date.now();
+    peer.liveness.heard();
     switch (message.command) {
       case 'REPLY':
         this.#replies.deliver(message.message, peer.owns, peer.onReplied);
@@ -378,24 +249,16 @@ export class LinkPool implements HandlerTarget {
   }
 
   #register(id: Buffer, key: string, credit: number, threads: number, name: string): void {
-    const now = Date.now();
     const peer: Peer = {
+      ...schedPeer(credit, threads),
       id,
       key,
       name,
-      threads,
-      announced: credit,
-      credit,
-      inFlight: new Set(),
-      lastHeard: now,
-      lastSent: now,
-      msPerCompletion: 0,
-      lastCompletion: 0,
-      leaving: false,
+      liveness: new Liveness(this.#livenessOptions),
       // The link's rule: only the service holding a request may answer it.
-      owns: (connId) => this.#jobs.get(connId)?.peer === peer,
+      owns: (connId) => this.#sched.job(connId)?.peer === peer,
       onReplied: (connId) => {
-        const job = this.#jobs.get(connId);
+        const job = this.#sched.job(connId);
         if (job) job.replied = true;
       },
       onSendFailure: (err) => {
@@ -409,65 +272,37 @@ export class LinkPool implements HandlerTarget {
     this.#sendTo(peer, HEARTBEAT);
     this.#log.info({ service: name, credit, threads, services: this.services }, 'handler connected');
     for (const resolve of this.#peerWaiters.splice(0)) resolve();
-    this.#drain();
+    this.#sched.addPeer(peer);
   }
 
   #credit(peer: Peer, n: number): void {
-    if (n === 0) return;
-    const now = performance.now();
-    // Only intervals in which every thread was busy measure the service's speed.
-    if (peer.inFlight.size + n >= peer.threads && peer.lastCompletion > 0) {
-      const sample = (now - peer.lastCompletion) / n;
-      peer.msPerCompletion = peer.msPerCompletion === 0 ? sample : peer.msPerCompletion * 0.9 + sample * 0.1;
-    }
-    peer.lastCompletion = now;
     // A service cannot hold more than it announced: credit beyond that is a bug on its side.
-    const cap = peer.announced - peer.inFlight.size;
-    if (peer.credit + n > cap) this.#linkStats.malformedLink++;
-    peer.credit = Math.min(peer.credit + n, cap);
-    if (!peer.leaving) this.#scheduleDrain();
+    if (!this.#sched.credit(peer, n)) this.#linkStats.malformedLink++;
   }
 
   /** A service that said BYE closed its connection with nothing in flight. */
   #forget(peer: Peer): void {
     this.#peers.delete(peer.key);
+    this.#sched.forgetPeer(peer);
     this.#log.info({ service: peer.name, services: this.services }, 'handler disconnected');
   }
 
-  /** A service died: answer each of its requests now. */
+  /** A service died: the scheduler answers or moves each of its requests now. */
   #lose(peer: Peer, why: string): void {
     if (this.#peers.get(peer.key) !== peer) return;
     if (peer.leaving && peer.inFlight.size === 0) return this.#forget(peer);
     this.#peers.delete(peer.key);
     this.#linkStats.lost++;
-    const held = [...peer.inFlight];
-    peer.inFlight.clear();
-    let retried = 0;
-    let failed = 0;
-    for (const job of held) {
-      job.peer = undefined;
-      if (!job.replied && IDEMPOTENT.has(job.method) && job.attempts < MAX_ATTEMPTS && !this.#closed) {
-        retried++;
-        const next = this.#pick();
-        if (next) this.#dispatch(job, next);
-        else this.#enqueue(job, true);
-      } else {
-        failed++;
-        this.#jobs.delete(job.connId);
-        this.#replies.fail(job.connId, 502, 'Bad Gateway');
-      }
-    }
-    this.#linkStats.retried += retried;
-    this.#linkStats.failed += failed;
+    const { retried, failed } = this.#sched.losePeer(peer);
     this.#log.warn({ service: peer.name, why, retried, failed, services: this.services }, 'handler lost');
   }
 
   #tick(): void {
     const now = Date.now();
-    const deadline = this.#heartbeatMs * this.#liveness;
     for (const peer of [...this.#peers.values()]) {
-      if (now - peer.lastHeard > deadline) this.#lose(peer, 'heartbeats missed');
-      else if (now - peer.lastSent >= this.#heartbeatMs) this.#sendTo(peer, HEARTBEAT);
+      const verdict = peer.liveness.check(now);
+      if (verdict === Verdict.DEAD) this.#lose(peer, 'heartbeats missed');
+      else if (verdict === Verdict.BEAT) this.#sendTo(peer, HEARTBEAT);
     }
   }
 
@@ -477,10 +312,8 @@ export class LinkPool implements HandlerTarget {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     clearInterval(this.#queueSweep);
-    for (const job of [...this.#queue]) {
-      this.#finish(job.connId);
-      this.#replies.fail(job.connId, 503, 'Service Unavailable', { 'Retry-After': this.#retryAfter });
-    }
+    // Queued requests get 503 now; a service lost from here on gets no retries.
+    this.#sched.close();
     for (const peer of this.#peers.values()) this.#out.send([peer.id, ...BYE]);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.#out.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, flushTimeoutMs)))]);

@@ -4,10 +4,11 @@
  * correlated reply comes back parsed. Used by app routes through `ctx.call`
  * (synchronous pattern) and `ctx.send` (asynchronous pattern).
  */
-import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
-import { ResponseParser } from '../protocol/http-response.js';
-import type { HeaderMap } from '../protocol/m2-request.js';
-import { nextConnId, type HandlerTarget, type ReplySink } from './handler-pool.js';
+import { ERROR_CODES, M2gateError } from '../../protocol/errors.js';
+import { ResponseParser } from '../../protocol/http-response.js';
+import type { HeaderMap } from '../../protocol/m2-request.js';
+import { nextConnId, type ReplySink } from './reply-dispatch.js';
+import type { HandlerTarget } from './handler-target.js';
 
 export interface CallInit {
   /** Defaults to GET, or POST when a body is given. */
@@ -18,6 +19,8 @@ export interface CallInit {
   timeoutMs?: number;
   /** Aborts the call (and the service's task, through a disconnect notice). */
   signal?: AbortSignal;
+  /** `brubeck://` calls only: the request's `arguments` dict (merged over the query's keys). */
+  arguments?: Record<string, unknown>;
 }
 
 export interface CallReply {

@@ -1,4 +1,4 @@
-// The gateway's end of the m2gate link (gateway/link-pool.ts) through the whole in-process
+// The gateway's end of the m2gate link (gateway/handler/link-pool.ts) through the whole in-process
 // gateway: HTTP client → node:http → LinkPool (ROUTER) → hand-driven DEALERs speaking
 // protocol/m2gate-link.md → reply relay → client. Each test asserts what the services receive
 // (frames, counts, order), what the clients see on the wire, and the pool's counters.
@@ -8,7 +8,7 @@
 // so once that HEARTBEAT is in, anything the gateway sent before it is in too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LinkOptions } from '../gateway/link-pool.js';
+import type { LinkOptions } from '../gateway/handler/index.js';
 import type { RawClient } from './helpers/gateway.js';
 import { FakeService, startLinkGateway, until, type LinkRig } from './helpers/link.js';
 
@@ -19,8 +19,8 @@ const ok = (body: string): string => `HTTP/1.1 200 OK\r\nContent-Type: text/plai
 const getReq = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`;
 const postReq = (path: string, body: string): string => `POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
 
-async function rig(t: { after(fn: () => unknown): void }, link: LinkOptions = QUIET): Promise<LinkRig> {
-  const r = await startLinkGateway({ link });
+async function rig(t: { after(fn: () => unknown): void }, link: LinkOptions = QUIET, retryAfterSeconds?: number): Promise<LinkRig> {
+  const r = await startLinkGateway(retryAfterSeconds === undefined ? { link } : { link, retryAfterSeconds });
   t.after(() => r.close());
   return r;
 }
@@ -198,7 +198,7 @@ test('a full queue answers 503 with Retry-After at once; a request that leaves t
 });
 
 test('a request that waits for credit longer than the queue timeout gets 503 and is never sent', async (t) => {
-  const r = await rig(t, { ...QUIET, queueTimeoutMs: 300, retryAfterSeconds: 7 });
+  const r = await rig(t, { ...QUIET, queueTimeoutMs: 300 }, 7);
   const svc = await service(t, r, 1);
   const c0 = await sendOne(r, getReq('/svc/0'));
   const held = await svc.request();

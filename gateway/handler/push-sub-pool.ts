@@ -1,8 +1,9 @@
 /**
- * A Handler target: what Mongrel2 does for one `Handler(...)` of the config.
- * Binds PUSH on send_spec and SUB on recv_spec (subscribed by recv_ident, as
- * Mongrel2 subscribes: §4.2), sends each request as a Mongrel2 message, and
- * routes each reply to the sink registered for its connection id.
+ * A Handler served the Mongrel2 way (transport='mongrel2', the default): what
+ * Mongrel2 does for one `Handler(...)` of the config. Binds PUSH on send_spec
+ * and SUB on recv_spec (subscribed by recv_ident, as Mongrel2 subscribes:
+ * §4.2), sends each request as a Mongrel2 message, and routes each reply to
+ * the sink registered for its connection id.
  *
  * Deliberate differences from Mongrel2 1.12.2 (DESIGN.md): connection ids are
  * never reused; a reply whose sender is not this handler's send_ident is
@@ -11,38 +12,14 @@
  */
 import { Push, Subscriber } from 'zeromq';
 import type { Logger } from 'pino';
-import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../protocol/m2-request.js';
-import { SendQueue } from '../transport/send-queue.js';
-import type { ConfigHandler } from '../protocol/mongrel2-conf.js';
+import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../../protocol/m2-request.js';
+import { SendQueue } from '../../zmq/send-queue.js';
+import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
-import { serverSocketOptions, type CurveConfig } from '../transport/curve-config.js';
+import { serverSocketOptions, type CurveConfig } from '../../zmq/curve-config.js';
+import type { HandlerTarget } from './handler-target.js';
 
-export { nextConnId, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
-
-/** What the gateway needs of a Handler, whichever transport serves it. */
-export interface HandlerTarget {
-  readonly config: ConfigHandler;
-  readonly stats: HandlerPoolStats;
-  readonly encoding: HeaderEncoding;
-  /** True while at least one handler process can take requests. */
-  readonly hasPeers: boolean;
-  /** Requests sent (or queued) and not yet released. */
-  readonly pending: number;
-  whenPeer(): Promise<void>;
-  bind(): Promise<void>;
-  /**
-   * Sends a request; replies for `fields.connId` go to `sink` until it is
-   * released. Returns false when it cannot be taken (the caller answers 503).
-   */
-  send(fields: Omit<RequestFields, 'sender'>, sink: ReplySink): boolean;
-  /** Stops routing replies for `connId` (its response is complete). */
-  release(connId: number): void;
-  /** The client went away or timed out: tell the handler (§3.6). */
-  disconnect(connId: number): void;
-  close(flushTimeoutMs?: number): Promise<void>;
-}
-
-export class HandlerPool implements HandlerTarget {
+export class PushSubPool implements HandlerTarget {
   readonly config: ConfigHandler;
   readonly #log: Logger;
   readonly #push: Push;

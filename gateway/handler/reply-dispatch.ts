@@ -4,7 +4,7 @@
  * each connection id it names (§4).
  */
 import type { Logger } from 'pino';
-import { decodeControl, isCloseReply, parseReply } from '../protocol/m2-reply.js';
+import { decodeControl, isCloseReply, parseReply } from '../../protocol/m2-reply.js';
 
 /** Where the reply messages for one connection id go. */
 export interface ReplySink {
@@ -15,9 +15,10 @@ export interface ReplySink {
   /**
    * The target gives up on this request (its service died, the link queue
    * timed out): answer `status` if nothing was sent yet, else cut the response.
-   * The sink is unregistered first.
+   * The sink is unregistered first. The sink adds what the status needs (a 503's
+   * Retry-After comes from the gateway's one option, not from the target).
    */
-  onFail(status: 502 | 503, message: string, headers?: Record<string, string>): void;
+  onFail(status: 502 | 503, message: string): void;
 }
 
 export interface HandlerPoolStats {
@@ -79,12 +80,12 @@ export class ReplyDispatch {
   }
 
   /** Unregisters the sink, then tells it the target gave up. */
-  fail(connId: number, status: 502 | 503, message: string, headers?: Record<string, string>): void {
+  fail(connId: number, status: 502 | 503, message: string): void {
     const sink = this.#sinks.get(connId);
     if (!sink) return;
     this.#sinks.delete(connId);
     try {
-      sink.onFail(status, message, headers);
+      sink.onFail(status, message);
     } catch (err) {
       this.#log.error({ err, connId }, 'reply sink failed');
     }

@@ -1,0 +1,30 @@
+/**
+ * What the gateway needs of a Handler pool, whichever transport serves it:
+ * PUSH/SUB (push-sub-pool.ts) or the m2gate link (link-pool.ts). The dispatch
+ * (handler-dispatch.ts) and service calls (service-call.ts) see only this.
+ */
+import type { HeaderEncoding, RequestFields } from '../../protocol/m2-request.js';
+import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
+import type { HandlerPoolStats, ReplySink } from './reply-dispatch.js';
+
+export interface HandlerTarget {
+  readonly config: ConfigHandler;
+  readonly stats: HandlerPoolStats;
+  readonly encoding: HeaderEncoding;
+  /** True while at least one handler process can take requests. */
+  readonly hasPeers: boolean;
+  /** Requests sent (or queued) and not yet released. */
+  readonly pending: number;
+  whenPeer(): Promise<void>;
+  bind(): Promise<void>;
+  /**
+   * Sends a request; replies for `fields.connId` go to `sink` until it is
+   * released. Returns false when it cannot be taken (the caller answers 503).
+   */
+  send(fields: Omit<RequestFields, 'sender'>, sink: ReplySink): boolean;
+  /** Stops routing replies for `connId` (its response is complete). */
+  release(connId: number): void;
+  /** The client went away or timed out: tell the handler (§3.6). */
+  disconnect(connId: number): void;
+  close(flushTimeoutMs?: number): Promise<void>;
+}

@@ -1,0 +1,112 @@
+/**
+ * The service's piscina pool of worker threads (worker-entry.ts): creating
+ * the threads, loading the routes module in every one before the first
+ * request, running tasks, and ending a thread on purpose. Replacing a thread
+ * that died or was ended is piscina's job: a task whose thread exits fails
+ * ("worker exited") and piscina starts a new thread (minThreads).
+ */
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { Logger } from 'pino';
+import type { AbortShared } from './abort-protocol.js';
+import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+
+export interface ThreadPoolOptions {
+  /** file: URL of the compiled routes module each thread imports. */
+  routesModule: string;
+  /** Threads, started at once and kept (no idle timeout). */
+  workers: number;
+  /** piscina's own queue bound: every task that may hold an abort slot. */
+  maxQueue: number;
+  /** Old-generation heap limit per thread in MiB; undefined keeps Node's. */
+  maxHeapMb: number | undefined;
+  /** The cooperative abort's shared memory (abort-main.ts `shared`). */
+  abort: AbortShared;
+  log: Logger;
+}
+
+/** The routes as the module defines them, in definition order (a task's `route` indexes them). */
+export type DescribedRoutes = DescribeResult['routes'];
+
+export class ThreadPool {
+  readonly #pool: Piscina<WorkerTask, RunResult | DescribeResult>;
+
+  private constructor(pool: Piscina<WorkerTask, RunResult | DescribeResult>) {
+    this.#pool = pool;
+  }
+
+  /**
+   * Starts the threads and has each load the routes module, then hands the
+   * module's routes to `readRoutes` (the caller compiles them there).
+   *
+   * @throws Error "cannot load routes module …" (the original error as
+   *   `cause`) when the module fails to load or is malformed, or `readRoutes`
+   *   throws; the threads are gone then.
+   */
+  static async start<T>(options: ThreadPoolOptions, readRoutes: (routes: DescribedRoutes) => T): Promise<{ pool: ThreadPool; routes: T }> {
+    const { workers, routesModule } = options;
+    const workerData: WorkerConfig = { routesModule, abort: options.abort };
+    // dist/ runs worker-entry.js; under tsx (tests, dev) worker-entry.ts, whose
+    // loader the threads inherit from --import tsx.
+    const ext = extname(fileURLToPath(import.meta.url));
+    const pool = new Piscina<WorkerTask, RunResult | DescribeResult>({
+      filename: new URL(`./worker-entry${ext}`, import.meta.url).href,
+      minThreads: workers,
+      maxThreads: workers,
+      // The limit users set is enforced on live tasks (service.ts #live): piscina's
+      // queue also holds abandoned tasks until a thread reaches them, and counting
+      // those answered 503 with fewer live requests than --max-queue (measured).
+      maxQueue: options.maxQueue,
+      // With the default (false) some tasks starved under sustained load here (DESIGN.md).
+      stricterFIFO: true,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      ...(options.maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } }),
+      workerData,
+    });
+    // Some worker failures arrive here rather than as a rejected task.
+    pool.on('error', (err: unknown) => options.log.error({ err }, 'worker pool error'));
+
+    // One describe per thread, all at once (idle threads take one task each):
+    // every thread loads the routes module before the first request, and when
+    // loading fails every thread has finished booting before the pool is
+    // destroyed. Terminating a thread while piscina still require()s its entry
+    // file aborted the whole process (FATAL ERROR in loadESMFromCJS, exit 134;
+    // measured about 1 in 40 failed starts with --workers 2 on Node 20).
+    const described = await Promise.allSettled(Array.from({ length: workers }, () => pool.run({ kind: 'describe' })));
+    try {
+      const failed = described.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const { routes } = (described[0] as PromiseFulfilledResult<DescribeResult>).value;
+      return { pool: new ThreadPool(pool), routes: readRoutes(routes) };
+    } catch (err) {
+      await pool.destroy();
+      // The error crossed from the worker thread without Node's source excerpt:
+      // keep at least its kind ("SyntaxError: Unexpected token ';'").
+      const { name, message } = err as Error;
+      const why = name && name !== 'Error' ? `${name}: ${message}` : message;
+      throw new Error(`cannot load routes module ${routesModule}: ${why}`, { cause: err });
+    }
+  }
+
+  /** Queues the task; rejects when its thread dies under it. */
+  run(task: RunTask): Promise<RunResult> {
+    return this.#pool.run(task) as Promise<RunResult>;
+  }
+
+  /**
+   * Ends the thread with this threadId, if it is still in the pool; piscina
+   * fails its task and starts a replacement. Returns false when there is none.
+   */
+  terminateThread(threadId: number): boolean {
+    const worker = this.#pool.threads.find((w) => w.threadId === threadId);
+    if (!worker) return false;
+    void worker.terminate();
+    return true;
+  }
+
+  /** Ends every thread; queued tasks are rejected. */
+  destroy(): Promise<void> {
+    return this.#pool.destroy();
+  }
+}
