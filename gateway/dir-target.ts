@@ -245,6 +245,7 @@ interface Opened {
 
 /** A static-file target for one `Dir(...)` config entry. */
 export class DirTarget implements RouteTarget {
+  readonly kind = 'dir';
   readonly #base: string;
   readonly #indexFile: string;
   readonly #defaultCtype: string;

@@ -73,6 +73,7 @@ function errCode(err: unknown): string | undefined {
 
 /** Forwards requests for one `Proxy(addr, port)` config entry. */
 export class ProxyTarget implements RouteTarget {
+  readonly kind = 'proxy';
   readonly #pool: Pool;
 
   /**

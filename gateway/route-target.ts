@@ -16,6 +16,8 @@ export interface RouteHit {
 }
 
 export interface RouteTarget {
+  /** For metrics and logs: which kind of route answered. */
+  readonly kind: 'handler' | 'dir' | 'proxy';
   /** Serves `req`: always ends or destroys `res`; settles once it is done with it. */
   serve(req: IncomingMessage, res: ServerResponse, hit: RouteHit): Promise<void> | void;
 }

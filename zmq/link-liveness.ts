@@ -40,6 +40,11 @@ export class Liveness {
     this.#lastSent = now;
   }
 
+  /** When the peer was last heard from (ms, Date.now()). */
+  get lastHeard(): number {
+    return this.#lastHeard;
+  }
+
   /** A message (any command) came from the peer. */
   heard(now = Date.now()): void {
     this.#lastHeard = now;

@@ -8,7 +8,10 @@
  *   spool it to its upload store, which the gateway does not have);
  * - no reply message within the handler timeout → 504 plus a disconnect
  *   notice (an idle deadline: each reply message restarts it);
- * - the client gone before its reply → a disconnect notice (§3.6).
+ * - the client gone before its reply → a disconnect notice (§3.6);
+ * - while the start command's own services are (re)starting (holdForStart),
+ *   a request with no service to go to waits for one instead of 503, up to
+ *   the hold's end.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildHeaders } from '../m2-request-builder.js';
@@ -36,24 +39,53 @@ export interface HandlerDispatchStats {
   clientGone: number;
 }
 
+/** Why the gateway answered a request of this Handler itself (read by /metrics and the dashboard). */
+export interface HandlerFailures {
+  /** 503: no service connected (or, over PUSH/SUB, its send queue full). */
+  noService: number;
+  /** 413: a body over limits.content_length. */
+  tooLarge: number;
+  /** 504: no reply message within the handler timeout. */
+  timeout: number;
+  /** 502: the handler's reply was not valid HTTP. */
+  badReply: number;
+}
+
 export class HandlerDispatch implements RouteTarget {
+  readonly kind = 'handler';
   readonly pool: HandlerTarget;
+  readonly failures: HandlerFailures = { noService: 0, tooLarge: 0, timeout: 0, badReply: 0 };
   readonly #opts: HandlerDispatchOptions;
+  /** Until when (Date.now()) a request with no service waits for one: see holdForStart. */
+  #holdUntil = 0;
 
   constructor(pool: HandlerTarget, options: HandlerDispatchOptions) {
     this.pool = pool;
     this.#opts = options;
   }
 
+  /**
+   * The start command's own service for this Handler is starting (or
+   * restarting): for the next `ms`, a request finding no service waits for
+   * one rather than getting 503 merely because it came too early.
+   */
+  holdForStart(ms: number): void {
+    this.#holdUntil = Math.max(this.#holdUntil, Date.now() + ms);
+  }
+
   serve(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
     const { stats, maxBodyBytes } = this.#opts;
     if (!this.pool.hasPeers) {
+      const waitMs = this.#holdUntil - Date.now();
+      if (waitMs > 0) return this.#serveWhenPeer(req, res, hit, waitMs);
       stats.unavailable++;
+      this.failures.noService++;
       return sendShortAnswer(res, 503, 'Service Unavailable', { retryAfterS: this.#opts.retryAfterS });
     }
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBodyBytes) {
       stats.tooLarge++;
+      this.failures.tooLarge++;
       return sendShortAnswer(res, 413, 'Entity Too Large', { close: true });
     }
     const chunks: Buffer[] = [];
@@ -66,6 +98,7 @@ export class HandlerDispatch implements RouteTarget {
         if (!tooLarge) {
           tooLarge = true;
           stats.tooLarge++;
+          this.failures.tooLarge++;
           sendShortAnswer(res, 413, 'Entity Too Large', { close: true });
         }
         return;
@@ -88,12 +121,14 @@ export class HandlerDispatch implements RouteTarget {
     // as long as the handler keeps sending.
     const timer = setTimeout(() => {
       stats.timedOut++;
+      this.failures.timeout++;
       relay.abort(504, 'Gateway Timeout');
       pool.disconnect(connId);
     }, this.#opts.timeoutMs);
     const relay = new HttpRelay(res, req.method === 'HEAD', this.#opts.retryAfterS, {
       onActivity: () => timer.refresh(),
-      onDone: () => {
+      onDone: (outcome) => {
+        if (outcome === 'bad-reply') this.failures.badReply++;
         clearTimeout(timer);
         pool.release(connId);
       },
@@ -109,7 +144,31 @@ export class HandlerDispatch implements RouteTarget {
     if (!pool.send({ connId, path, headers, body }, relay)) {
       clearTimeout(timer);
       stats.unavailable++;
+      // Over the link a refusal is the scheduler's (full queue), counted there.
+      if (pool.config.transport !== 'link') this.failures.noService++;
       relay.abort(503, 'Service Unavailable');
     }
+  }
+
+  /** Waits (bounded) for a service to connect, then serves; 503 if none came. The body stays unread in the socket meanwhile. */
+  #serveWhenPeer(req: IncomingMessage, res: ServerResponse, hit: RouteHit, waitMs: number): void {
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      this.#opts.stats.unavailable++;
+      this.failures.noService++;
+      sendShortAnswer(res, 503, 'Service Unavailable', { retryAfterS: this.#opts.retryAfterS });
+    }, waitMs);
+    res.once('close', () => {
+      settled = true;
+      clearTimeout(timer);
+    });
+    void this.pool.whenPeer().then(() => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.serve(req, res, hit);
+    });
   }
 }

@@ -7,6 +7,34 @@ import type { HeaderEncoding, RequestFields } from '../../protocol/m2-request.js
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
 import type { HandlerPoolStats, ReplySink } from './reply-dispatch.js';
 
+/** What the admin listener shows of one registered service (link only). */
+export interface PoolServiceView {
+  name: string;
+  up: boolean;
+  threads: number;
+  held: number;
+  creditFree: number;
+  lastHeardMs: number;
+  leaving: boolean;
+}
+
+/** A pool as the dashboard and /metrics see it, read when asked (nothing is kept for it per request). */
+export interface PoolView {
+  connected: number;
+  services: PoolServiceView[];
+  threads: number;
+  creditHeld: number;
+  creditFree: number;
+  queueDepth: number;
+  retries: number;
+  /** 503s for no credit in time or a full queue (link). */
+  queueRejected: number;
+  /** 502s because the service holding the request died (link). */
+  serviceLost: number;
+  /** The latest metrics report of each live link service (protocol/m2gate-link.md, METRICS). */
+  reports: Array<{ service: string; metrics: unknown[] }>;
+}
+
 export interface HandlerTarget {
   readonly config: ConfigHandler;
   readonly stats: HandlerPoolStats;
@@ -16,6 +44,7 @@ export interface HandlerTarget {
   /** Requests sent (or queued) and not yet released. */
   readonly pending: number;
   whenPeer(): Promise<void>;
+  view(): PoolView;
   bind(): Promise<void>;
   /**
    * Sends a request; replies for `fields.connId` go to `sink` until it is

@@ -15,7 +15,7 @@ import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
 import { SendQueue } from '../../zmq/send-queue.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
 import { serverSocketOptions, type CurveConfig } from '../../zmq/curve-config.js';
-import type { HandlerTarget } from './handler-target.js';
+import type { HandlerTarget, PoolServiceView, PoolView } from './handler-target.js';
 import { LinkScheduler, schedPeer, type LinkJob, type SchedPeer } from './link-scheduler.js';
 import { LIVENESS_DEFAULTS, Liveness, Verdict, type LivenessOptions } from '../../zmq/link-liveness.js';
 
@@ -52,7 +52,15 @@ interface Peer extends SchedPeer {
   owns: (connId: number) => boolean;
   onReplied: (connId: number) => void;
   onSendFailure: (err: unknown) => void;
+  /** The service's latest METRICS report, parsed; replaced by each new one. */
+  report: unknown[] | undefined;
 }
+
+/** How long a lost service stays on the dashboard, marked down. */
+const LOST_SHOWN_MS = 60_000;
+const LOST_SHOWN_MAX = 16;
+/** A METRICS report larger than this is dropped (a service's is a few KiB). */
+const MAX_REPORT_BYTES = 1 << 20;
 
 const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
 const BYE = encodeLink({ command: 'BYE' });
@@ -69,6 +77,8 @@ export class LinkPool implements HandlerTarget {
   readonly #queueTimeoutMs: number;
   readonly #linkStats = { registered: 0, lost: 0, malformedLink: 0 };
   #peerWaiters: Array<() => void> = [];
+  /** Services lost lately, newest last: shown as down for LOST_SHOWN_MS. */
+  #lost: Array<{ name: string; threads: number; at: number }> = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #queueSweep: NodeJS.Timeout | undefined;
   #reading: Promise<void> | undefined;
@@ -138,6 +148,34 @@ export class LinkPool implements HandlerTarget {
   /** Requests waiting for credit. */
   get queued(): number {
     return this.#sched.queued;
+  }
+
+  view(): PoolView {
+    const now = Date.now();
+    const services: PoolServiceView[] = [];
+    let threads = 0;
+    let held = 0;
+    let free = 0;
+    const reports: PoolView['reports'] = [];
+    for (const peer of this.#peers.values()) {
+      threads += peer.threads;
+      held += peer.inFlight.size;
+      free += peer.credit;
+      services.push({ name: peer.name, up: true, threads: peer.threads, held: peer.inFlight.size, creditFree: peer.credit, lastHeardMs: Math.max(0, now - peer.liveness.lastHeard), leaving: peer.leaving });
+      if (peer.report) reports.push({ service: peer.name, metrics: peer.report });
+    }
+    this.#lost = this.#lost.filter((l) => now - l.at < LOST_SHOWN_MS);
+    for (const l of this.#lost) {
+      // A service that registered again under the same name is not down.
+      if (!services.some((s) => s.name === l.name)) services.push({ name: l.name, up: false, threads: l.threads, held: 0, creditFree: 0, lastHeardMs: now - l.at, leaving: false });
+    }
+    const st = this.#sched.stats;
+    return { connected: this.services, services, threads, creditHeld: held, creditFree: free, queueDepth: this.#sched.queued, retries: st.retried, queueRejected: st.queueRejected, serviceLost: st.failed, reports };
+  }
+
+  /** Sum of the waits of requests that left the queue for a service, and their number. */
+  get queueWait(): { seconds: number; count: number } {
+    return { seconds: this.#sched.stats.queueWaitMs / 1000, count: this.#sched.stats.dequeued };
   }
 
   whenPeer(): Promise<void> {
@@ -237,6 +275,9 @@ export class LinkPool implements HandlerTarget {
         return;
       case 'HEARTBEAT':
         return;
+      case 'METRICS':
+        peer.report = parseReport(message.report);
+        return;
       case 'BYE':
         peer.leaving = true;
         // Forgotten when its connection closes; until then its replies still count.
@@ -265,6 +306,7 @@ export class LinkPool implements HandlerTarget {
         // EHOSTUNREACH: the peer's connection is gone.
         this.#lose(peer, (err as { code?: string }).code ?? 'send failed');
       },
+      report: undefined,
     };
     this.#peers.set(key, peer);
     this.#linkStats.registered++;
@@ -293,6 +335,8 @@ export class LinkPool implements HandlerTarget {
     if (peer.leaving && peer.inFlight.size === 0) return this.#forget(peer);
     this.#peers.delete(peer.key);
     this.#linkStats.lost++;
+    this.#lost.push({ name: peer.name, threads: peer.threads, at: Date.now() });
+    if (this.#lost.length > LOST_SHOWN_MAX) this.#lost.shift();
     const { retried, failed } = this.#sched.losePeer(peer);
     this.#log.warn({ service: peer.name, why, retried, failed, services: this.services }, 'handler lost');
   }
@@ -320,5 +364,16 @@ export class LinkPool implements HandlerTarget {
     clearTimeout(timer);
     this.#router.close();
     await this.#reading;
+  }
+}
+
+/** A METRICS payload: a JSON array (prom-client's getMetricsAsJSON form), else undefined. */
+function parseReport(bytes: Buffer): unknown[] | undefined {
+  if (bytes.length > MAX_REPORT_BYTES) return undefined;
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
   }
 }

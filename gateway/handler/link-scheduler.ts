@@ -66,7 +66,8 @@ export interface SchedulerActions<P extends SchedPeer> {
 }
 
 export class LinkScheduler<P extends SchedPeer> {
-  readonly stats = { retried: 0, failed: 0, queueRejected: 0 };
+  /** `queueWaitMs` and `dequeued` add up the wait of every request that left the queue for a service. */
+  readonly stats = { retried: 0, failed: 0, queueRejected: 0, dequeued: 0, queueWaitMs: 0 };
   readonly #peers = new Set<P>();
   readonly #jobs = new Map<number, LinkJob>();
   readonly #queue: LinkJob[] = [];
@@ -90,6 +91,11 @@ export class LinkScheduler<P extends SchedPeer> {
   /** Requests waiting for credit. */
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** The registered services (for views; the scheduler's own order). */
+  peers(): IterableIterator<P> {
+    return this.#peers.values();
   }
 
   job(connId: number): LinkJob | undefined {
@@ -270,6 +276,8 @@ export class LinkScheduler<P extends SchedPeer> {
       const peer = this.pick();
       if (!peer) return;
       const job = this.#queue.shift()!;
+      this.stats.dequeued++;
+      this.stats.queueWaitMs += this.#now() - job.queuedAt;
       job.queuedAt = -1;
       this.#dispatch(job, peer);
     }

@@ -17,7 +17,7 @@ import { SendQueue } from '../../zmq/send-queue.js';
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
 import { serverSocketOptions, type CurveConfig } from '../../zmq/curve-config.js';
-import type { HandlerTarget } from './handler-target.js';
+import type { HandlerTarget, PoolView } from './handler-target.js';
 
 export class PushSubPool implements HandlerTarget {
   readonly config: ConfigHandler;
@@ -73,6 +73,11 @@ export class PushSubPool implements HandlerTarget {
 
   get pending(): number {
     return this.#replies.size;
+  }
+
+  /** PUSH/SUB cannot tell its peers apart: only their number and what is in flight. */
+  view(): PoolView {
+    return { connected: this.#peers, services: [], threads: 0, creditHeld: 0, creditFree: 0, queueDepth: 0, retries: 0, queueRejected: 0, serviceLost: 0, reports: [] };
   }
 
   async bind(): Promise<void> {
