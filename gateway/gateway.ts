@@ -145,7 +145,7 @@ export class Gateway {
     }));
     this.#table = new RouteTable(hosts, options.server.defaultHost);
     this.#hygiene = { maxHeaders: settingInt(options.config, 'limits.header_count', 1280) };
-    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init) => this.call(path, init), log: this.log.child({ app: true }), stats: this.stats });
+    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init) => this.call(path, init), log: this.log.child({ app: true }), stats: this.stats, timeoutMs: this.#timeoutMs });
     this.#server = createServer(
       {
         // Mongrel2 routes requests without Host to the default host (§3.2).
