@@ -7,6 +7,7 @@ import { drainOnSignals } from './signals.js';
 import { SERVICE_CURVE_HELP, SERVICE_CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
 import { moduleLoadReason } from './module-errors.js';
 import { packageVersion } from './package-root.js';
+import type { ServiceReport } from './supervisor.js';
 
 export const SERVICE_HELP = `Usage: m2gate service [ROUTES_MODULE] --send SPEC --recv SPEC [options]
        m2gate service [ROUTES_MODULE] --connect SPEC [options]
@@ -44,6 +45,12 @@ ${SERVICE_CURVE_HELP}  -h, --help            this text
 
 ROUTES_MODULE is an ES module (.mjs, or .js under "type": "module").
 `;
+
+/** Under `m2gate start`: tells the supervisor (supervisor.ts) over the IPC channel; false if there is none. */
+function report(message: ServiceReport): Promise<boolean> {
+  if (process.env.M2GATE_SUPERVISED !== '1' || !process.send) return Promise.resolve(false);
+  return new Promise((resolve) => process.send!(message, undefined, undefined, (err: Error | null) => resolve(err === null)));
+}
 
 export async function serviceCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseWithEnv(
@@ -117,9 +124,11 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       message = `cannot load routes module ${modulePath}: ${moduleLoadReason(cause, resolve(modulePath))}`;
     }
     logger.fatal({ err: message }, 'service failed to start');
-    process.stderr.write(`m2gate service: ${message}\n`);
+    // Supervised, the parent prints the reason (once, however many services fail the same way).
+    if (!(await report({ m2gate: 'failed', reason: message }))) process.stderr.write(`m2gate service: ${message}\n`);
     process.exitCode = 1;
     return;
   }
+  await report({ m2gate: 'started' });
   drainOnSignals(() => service.close(), logger);
 }

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { intFlag, logLevelFlag, parseWithEnv, workersFlag } from './args.js';
+import { intFlag, logLevelFlag, parseWithEnv, StartupError, workersFlag } from './args.js';
 import { GATEWAY_OPTIONS, gatewayFromFlags } from './gateway-command.js';
 import { drainOnSignals } from './signals.js';
 import { ServiceSupervisor } from './supervisor.js';
@@ -11,8 +11,10 @@ export const START_HELP = `Usage: m2gate start [--config FILE] [--services K] [-
 The all-in-one embedded default (what 'npm start' runs): the gateway on the
 configuration's port, plus K local 'm2gate service' processes with N worker
 threads each attached to every Handler of the configuration (over the m2gate
-link for Handlers with transport='link', else PUSH/SUB), restarted with
-backoff if one dies. Without --config it serves the mongrel2.conf
+link for Handlers with transport='link', else PUSH/SUB). It serves once every
+service has started; a service that fails before it ever started (a missing
+or broken routes module) stops 'start' with its reason, one that dies later
+is restarted with backoff. Without --config it serves the mongrel2.conf
 shipped with m2gate: a page on http://127.0.0.1:6767/ and the demo service
 under /svc/. Under a process manager run 'node dist/cli/m2gate.js start'
 itself: a signal sent to 'npm start' reaches only npm.
@@ -95,6 +97,16 @@ export async function startCommand(argv: string[]): Promise<void> {
       supervisor.start();
       supervisors.push(supervisor);
     }
+  }
+  // Serving only once every service has: one that fails before it ever
+  // started would fail the same way at every restart (its routes module is
+  // missing or broken), so that is a configuration error and start stops.
+  const failed = (await Promise.allSettled(supervisors.map((s) => s.started))).find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(supervisors.map((s) => s.stop()));
+    await gateway.close();
+    const why = (failed.reason as Error).message;
+    throw new StartupError(`service${values.routes === undefined ? '' : ` (--routes ${String(values.routes)})`} failed to start: ${why}`);
   }
   if (gateway.adapter) log.info({ services: supervisors.length }, 'm2gate is serving as a Mongrel2 handler');
   else log.info({ port: gateway.port, services: supervisors.length }, `m2gate is serving http://127.0.0.1:${gateway.port}/`);
