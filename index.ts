@@ -82,5 +82,5 @@ export {
   type RouteResult,
   type RoutesDefinition,
 } from './workers/routes.js';
-export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppDefinition, type OnReply } from './gateway/app.js';
+export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppRouteOptions, type AppDefinition, type OnReply } from './gateway/app.js';
 export type { CallInit, CallReply } from './gateway/service-call.js';
