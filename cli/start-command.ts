@@ -98,6 +98,14 @@ export async function startCommand(argv: string[]): Promise<void> {
       supervisors.push(supervisor);
     }
   }
+  // From here a signal drains, also while the services are still starting
+  // (a stopped supervisor's `started` then never settles).
+  drainOnSignals(async () => {
+    // Stop taking HTTP first, then let the services drain what they hold.
+    const drained = await gateway.close();
+    await Promise.all(supervisors.map((s) => s.stop()));
+    return drained;
+  }, log);
   // Serving only once every service has: one that fails before it ever
   // started would fail the same way at every restart (its routes module is
   // missing or broken), so that is a configuration error and start stops.
@@ -110,10 +118,4 @@ export async function startCommand(argv: string[]): Promise<void> {
   }
   if (gateway.adapter) log.info({ services: supervisors.length }, 'm2gate is serving as a Mongrel2 handler');
   else log.info({ port: gateway.port, services: supervisors.length }, `m2gate is serving http://127.0.0.1:${gateway.port}/`);
-  drainOnSignals(async () => {
-    // Stop taking HTTP first, then let the services drain what they hold.
-    const drained = await gateway.close();
-    await Promise.all(supervisors.map((s) => s.stop()));
-    return drained;
-  }, log);
 }
