@@ -1,16 +1,25 @@
-/** The CURVE flags every command shares (zmq/curve-config.ts says what they mean). */
+/** The CURVE flags (zmq/curve-config.ts says what they mean): each command takes only those it uses. */
 import { resolveCurveConfig, type CurveConfig } from '../zmq/curve-config.js';
 import { listFlag, type FlagValues } from './args.js';
 
-export const CURVE_OPTIONS = {
+/** The gateway side (it binds, so it is the CURVE server): its key pair and the services it admits. */
+export const GATEWAY_CURVE_OPTIONS = {
   'curve-secret': { type: 'string' },
-  'curve-server-key': { type: 'string' },
   'curve-allow': { type: 'string', multiple: true },
 } as const;
 
-export const CURVE_HELP = `  --curve-secret KEY     CURVE on: this process's .key file (or Z85 secret)  M2GATE_CURVE_SECRET
-  --curve-server-key KEY services: the gateway's .pub file or public key     M2GATE_CURVE_SERVER_KEY
-  --curve-allow KEYS     gateway: allowed service keys or files (repeatable) M2GATE_CURVE_ALLOW
+/** A service (it connects, so it is a CURVE client): its key pair and the gateway's public key. */
+export const SERVICE_CURVE_OPTIONS = {
+  'curve-secret': { type: 'string' },
+  'curve-server-key': { type: 'string' },
+} as const;
+
+export const GATEWAY_CURVE_HELP = `  --curve-secret KEY    CURVE on: this process's .key file (or Z85 secret)   M2GATE_CURVE_SECRET
+  --curve-allow KEYS    allowed service keys or files of keys (repeatable)   M2GATE_CURVE_ALLOW
+`;
+
+export const SERVICE_CURVE_HELP = `  --curve-secret KEY    CURVE on: this process's .key file (or Z85 secret)              M2GATE_CURVE_SECRET
+  --curve-server-key KEY  the gateway's .pub file or public key                       M2GATE_CURVE_SERVER_KEY
 `;
 
 /**

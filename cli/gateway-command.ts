@@ -2,11 +2,15 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Gateway } from '../gateway/gateway.js';
-import { intFlag, parseWithEnv, UsageError, type FlagValues } from './args.js';
-import { loadConfig } from './config.js';
+import { compileApp } from '../gateway/app.js';
+import { COMMON_OPTIONS, intFlag, logLevelFlag, parseWithEnv, StartupError, UsageError, type FlagValues } from './args.js';
+import { loadConfig, type LoadedConfig } from './config.js';
 import { drainOnSignals } from './signals.js';
-import { CURVE_HELP, CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
+import { GATEWAY_CURVE_HELP, GATEWAY_CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
 import { BRUBECK_GATEWAY_HELP, BRUBECK_GATEWAY_OPTIONS, brubeckServicesFromFlags } from './brubeck-flags.js';
+import { moduleLoadReason } from './module-errors.js';
+import { describeStartFailure } from './startup-failure.js';
+import { packageVersion } from './package-root.js';
 
 export const GATEWAY_HELP = `Usage: m2gate gateway [--config FILE] [--server NAME_OR_UUID] [options]
 
@@ -32,8 +36,9 @@ Options (each also read from the environment variable shown):
   --liveness N          link: silent intervals before a service is dead (3)    M2GATE_LIVENESS
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
   --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
-  --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
-${BRUBECK_GATEWAY_HELP}${CURVE_HELP}  -h, --help            this text
+  --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (info)  M2GATE_LOG_LEVEL
+${BRUBECK_GATEWAY_HELP}${GATEWAY_CURVE_HELP}  -h, --help            this text
+  -v, --version         print the version
 
 A Handler declared with transport='link' in the config is served over the
 m2gate link: the gateway binds a ROUTER on its send_spec and services join
@@ -55,19 +60,35 @@ export const GATEWAY_OPTIONS = {
   'link-queue': { type: 'string' },
   'link-queue-timeout': { type: 'string' },
   'log-level': { type: 'string' },
-  ...CURVE_OPTIONS,
+  ...GATEWAY_CURVE_OPTIONS,
   ...BRUBECK_GATEWAY_OPTIONS,
-  help: { type: 'boolean', short: 'h' },
+  ...COMMON_OPTIONS,
 } as const;
 
-/** The app module's default export: --app, else the demo app when no --config was given. */
+/**
+ * The app module's default export: --app, else the demo app when no --config was given.
+ * @throws StartupError naming the module when it does not load or has no valid default export.
+ */
 async function loadApp(values: FlagValues): Promise<unknown> {
   const file = values.app as string | undefined;
   if (file === undefined) {
     if (values.config !== undefined) return undefined;
     return (await import('../gateway/demo-app.js')).default;
   }
-  const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown };
+  const path = resolve(file);
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  } catch (err) {
+    throw new StartupError(`--app ${file}: ${moduleLoadReason(err, path)}`);
+  }
+  try {
+    // As `m2gate service` does for a routes module: a module without a default export is a mistake.
+    if (!('default' in mod)) throw new Error('the app module must default-export an object of routes (export default defineApp({ … }))');
+    compileApp(mod.default);
+  } catch (err) {
+    throw new StartupError(`--app ${file}: ${(err as Error).message}`);
+  }
   return mod.default;
 }
 
@@ -78,23 +99,33 @@ function mongrel2Specs(value: string | undefined): { sendSpec: string; recvSpec:
   return { sendSpec, recvSpec };
 }
 
+export interface GatewayRun {
+  gateway: Gateway;
+  loaded: LoadedConfig;
+  /** Starts the gateway. @throws StartupError naming what failed to bind or connect (the gateway has closed what it opened). */
+  start(): Promise<void>;
+}
+
 /** Builds a gateway from parsed flags (shared with `m2gate start`). `curve` overrides the CURVE flags. */
-export async function gatewayFromFlags(values: FlagValues, component = 'gateway', curve = curveFromFlags(values)): Promise<Gateway> {
+export async function gatewayFromFlags(values: FlagValues, component = 'gateway', curve = curveFromFlags(values)): Promise<GatewayRun> {
+  const level = logLevelFlag(values);
+  const port = intFlag(values, 'port', 0, 65_535);
+  const mongrel2 = mongrel2Specs(values.mongrel2 as string | undefined);
   const loaded = loadConfig(values.config as string | undefined, values.server as string | undefined);
-  const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component, pid: process.pid } });
+  const logger = pino({ level, base: { component, pid: process.pid } });
   for (const warning of loaded.config.warnings ?? []) logger.warn({ config: loaded.file }, warning);
-  return new Gateway({
+  const gateway = new Gateway({
     config: loaded.config,
     server: loaded.server,
     cwd: loaded.cwd,
-    port: intFlag(values, 'port', 0),
+    port,
     handlerTimeoutMs: intFlag(values, 'handler-timeout', 1),
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
     headersTimeoutMs: intFlag(values, 'headers-timeout', 1),
     requestTimeoutMs: intFlag(values, 'request-timeout', 1),
     logger,
     app: await loadApp(values),
-    mongrel2: mongrel2Specs(values.mongrel2 as string | undefined),
+    mongrel2,
     curve,
     brubeck: brubeckServicesFromFlags(values),
     link: {
@@ -105,6 +136,15 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
       queueTimeoutMs: intFlag(values, 'link-queue-timeout', 1),
     },
   });
+  const start = async (): Promise<void> => {
+    try {
+      await gateway.start();
+    } catch (err) {
+      const line = describeStartFailure(err, { loaded, pools: gateway.pools, mongrel2, host: loaded.server.bindAddr, port: port ?? loaded.server.port, portFrom: port === undefined ? loaded.file : '--port' });
+      throw line === undefined ? err : new StartupError(line, { cause: err });
+    }
+  };
+  return { gateway, loaded, start };
 }
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
@@ -113,7 +153,14 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
     process.stdout.write(GATEWAY_HELP);
     return;
   }
-  const gateway = await gatewayFromFlags(values);
-  await gateway.start();
-  drainOnSignals(() => gateway.close(), gateway.log);
+  if (values.version) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return;
+  }
+  const curve = curveFromFlags(values);
+  // The ZAP handler would refuse to start later; say which flag is missing now.
+  if (curve && !curve.allow) throw new UsageError('--curve-secret needs --curve-allow (the public keys of the services the gateway admits)');
+  const run = await gatewayFromFlags(values, 'gateway', curve);
+  await run.start();
+  drainOnSignals(() => run.gateway.close(), run.gateway.log);
 }

@@ -1,7 +1,8 @@
 /** `m2gate keygen`: writes a CURVE key pair for encrypted m2gate links. */
 import { parseArgs } from 'node:util';
 import { generateKeyPair, writeKeyPair } from '../zmq/curve.js';
-import { UsageError } from './args.js';
+import { COMMON_OPTIONS, UsageError } from './args.js';
+import { packageVersion } from './package-root.js';
 
 export const KEYGEN_HELP = `Usage: m2gate keygen [--out PREFIX]
 
@@ -16,6 +17,7 @@ own .key and the gateway's .pub (--curve-server-key / M2GATE_CURVE_SERVER_KEY).
 Options:
   --out PREFIX   where to write (default: m2gate, i.e. ./m2gate.key and ./m2gate.pub)
   -h, --help     this text
+  -v, --version  print the version
 `;
 
 export function keygenCommand(argv: string[]): void {
@@ -24,14 +26,18 @@ export function keygenCommand(argv: string[]): void {
     // Plain parseArgs: an M2GATE_OUT environment mirror would surprise here.
     ({ values } = parseArgs({
       args: argv,
-      options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { out: { type: 'string' }, ...COMMON_OPTIONS },
       strict: true,
     }));
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError((err as Error).message.split(/\.\s|\n/)[0]);
   }
   if (values.help) {
     process.stdout.write(KEYGEN_HELP);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`${packageVersion()}\n`);
     return;
   }
   const prefix = values.out ?? 'm2gate';

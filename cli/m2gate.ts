@@ -1,9 +1,7 @@
 #!/usr/bin/env node
 /** The `m2gate` command: one binary, one subcommand per role. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { packageRoot } from './package-root.js';
-import { UsageError } from './args.js';
+import { packageVersion } from './package-root.js';
+import { StartupError, UsageError } from './args.js';
 import { serviceCommand } from './service-command.js';
 import { gatewayCommand } from './gateway-command.js';
 import { startCommand } from './start-command.js';
@@ -23,11 +21,6 @@ Run 'm2gate <command> --help' for a command's options.
   -v, --version    print the version
 `;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -41,7 +34,7 @@ async function main(argv: string[]): Promise<void> {
       return keygenCommand(rest);
     case '-v':
     case '--version':
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${packageVersion()}\n`);
       return;
     case undefined:
     case '-h':
@@ -60,8 +53,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.exitCode = 2;
     return;
   }
-  // Our own errors (bad config, ...) are explained by their message; others need the stack.
-  const text = err instanceof M2gateError ? err.message : ((err as Error).stack ?? String(err));
+  // Our own errors (bad config, a port in use, ...) are explained by their message; others need the stack.
+  const text = err instanceof M2gateError || err instanceof StartupError ? err.message : ((err as Error).stack ?? String(err));
   process.stderr.write(`m2gate: ${text}\n`);
   process.exitCode = 1;
 });

@@ -2,11 +2,14 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Service } from '../workers/service.js';
-import { intFlag, listFlag, parseWithEnv, UsageError } from './args.js';
+import { COMMON_OPTIONS, intFlag, listFlag, logLevelFlag, parseWithEnv, UsageError, workersFlag } from './args.js';
 import { drainOnSignals } from './signals.js';
-import { CURVE_HELP, CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
+import { SERVICE_CURVE_HELP, SERVICE_CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
 import { BRUBECK_SERVICE_HELP, BRUBECK_SERVICE_OPTIONS, brubeckFrontFromFlags } from './brubeck-flags.js';
 import { checkBrubeckEndpoints } from '../workers/brubeck-front.js';
+import { moduleLoadReason } from './module-errors.js';
+import { packageVersion } from './package-root.js';
+import type { ServiceReport } from './supervisor.js';
 
 export const SERVICE_HELP = `Usage: m2gate service [ROUTES_MODULE] --send SPEC --recv SPEC [options]
        m2gate service [ROUTES_MODULE] --connect SPEC [options]
@@ -25,10 +28,11 @@ Options (each also read from the environment variable shown):
   --send SPEC           the front's send_spec, e.g. tcp://127.0.0.1:9997 (repeatable)   M2GATE_SEND
   --recv SPEC           the front's recv_spec, e.g. tcp://127.0.0.1:9996 (repeatable)   M2GATE_RECV
   --connect SPEC        the gateway's link endpoint (a link Handler's send_spec)        M2GATE_CONNECT
-  --credit N            link: requests held at once (default 32 per worker thread)      M2GATE_CREDIT
+  --credit N            link: requests held at once, up to 999999 (default 32 per       M2GATE_CREDIT
+                        worker thread)
   --heartbeat-ms MS     link: heartbeat interval (default 1000)                         M2GATE_HEARTBEAT_MS
   --liveness N          link: silent intervals before the gateway is lost (default 3)   M2GATE_LIVENESS
-  --workers N           worker threads (default: number of cores)                      M2GATE_WORKERS
+  --workers N           worker threads, 1 to 1024 (default: number of cores)          M2GATE_WORKERS
   --sender-id ID        names this process in logs (default: random UUID)              M2GATE_SENDER_ID
   --protocol P          json or tnetstring: the Handler's header encoding; both are
                         always parsed, this only warns on a mismatch                     M2GATE_PROTOCOL
@@ -39,10 +43,17 @@ Options (each also read from the environment variable shown):
   --max-heap-mb N       heap limit per worker thread: a route over it gets 500 and
                         its thread is replaced (default: Node's limit)          M2GATE_MAX_HEAP_MB
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
-${BRUBECK_SERVICE_HELP}${CURVE_HELP}  -h, --help            this text
+${BRUBECK_SERVICE_HELP}${SERVICE_CURVE_HELP}  -h, --help            this text
+  -v, --version         print the version
+
+ROUTES_MODULE is an ES module (.mjs, or .js under "type": "module").
 `;
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** Under `m2gate start`: tells the supervisor (supervisor.ts) over the IPC channel; false if there is none. */
+function report(message: ServiceReport): Promise<boolean> {
+  if (process.env.M2GATE_SUPERVISED !== '1' || !process.send) return Promise.resolve(false);
+  return new Promise((resolve) => process.send!(message, undefined, undefined, (err: Error | null) => resolve(err === null)));
+}
 
 export async function serviceCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseWithEnv(
@@ -62,14 +73,18 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       'drain-timeout': { type: 'string' },
       'max-heap-mb': { type: 'string' },
       'log-level': { type: 'string' },
-      ...CURVE_OPTIONS,
+      ...SERVICE_CURVE_OPTIONS,
       ...BRUBECK_SERVICE_OPTIONS,
-      help: { type: 'boolean', short: 'h' },
+      ...COMMON_OPTIONS,
     },
     true,
   );
   if (values.help) {
     process.stdout.write(SERVICE_HELP);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`${packageVersion()}\n`);
     return;
   }
   if (positionals.length > 1) throw new UsageError('at most one ROUTES_MODULE');
@@ -84,9 +99,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
   if (protocol !== undefined && protocol !== 'json' && protocol !== 'tnetstring') {
     throw new UsageError(`--protocol must be json or tnetstring (got '${protocol}')`);
   }
-  const level = (values['log-level'] as string | undefined) ?? 'info';
-  // pino throws on an unknown level; say which values work instead of a stack trace.
-  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')} (got '${level}')`);
+  const level = logLevelFlag(values);
   const logger = pino({ level, base: { component: 'service', pid: process.pid } });
   const modulePath = positionals[0];
   const service = new Service({
@@ -95,10 +108,10 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     recv,
     connect,
     brubeck,
-    credit: intFlag(values, 'credit', 1),
+    credit: intFlag(values, 'credit', 1, 999_999),
     heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
     liveness: intFlag(values, 'liveness', 2),
-    workers: intFlag(values, 'workers', 1),
+    workers: workersFlag(values),
     senderId: values['sender-id'] as string | undefined,
     expectEncoding: protocol,
     timeoutMs: intFlag(values, 'timeout', 1),
@@ -112,10 +125,18 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     if (brubeck !== undefined) checkBrubeckEndpoints(brubeck);
     await service.start();
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'service failed to start');
-    process.stderr.write(`m2gate service: ${(err as Error).message}\n`);
+    let message = (err as Error).message;
+    const cause = (err as Error).cause;
+    // A routes module that did not load: say where its SyntaxError is, drop our own import path.
+    if (modulePath !== undefined && cause instanceof Error && message.startsWith('cannot load routes module')) {
+      message = `cannot load routes module ${modulePath}: ${moduleLoadReason(cause, resolve(modulePath))}`;
+    }
+    logger.fatal({ err: message }, 'service failed to start');
+    // Supervised, the parent prints the reason (once, however many services fail the same way).
+    if (!(await report({ m2gate: 'failed', reason: message }))) process.stderr.write(`m2gate service: ${message}\n`);
     process.exitCode = 1;
     return;
   }
+  await report({ m2gate: 'started' });
   drainOnSignals(() => service.close(), logger);
 }

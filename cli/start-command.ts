@@ -1,39 +1,52 @@
 import { pino } from 'pino';
-import { intFlag, parseWithEnv } from './args.js';
+import { intFlag, logLevelFlag, parseWithEnv, StartupError, workersFlag } from './args.js';
 import { GATEWAY_OPTIONS, gatewayFromFlags } from './gateway-command.js';
 import { drainOnSignals } from './signals.js';
 import { ServiceSupervisor } from './supervisor.js';
-import { CURVE_HELP, curveFromFlags } from './curve-flags.js';
+import { GATEWAY_CURVE_HELP, curveFromFlags } from './curve-flags.js';
+import { packageVersion } from './package-root.js';
 
 export const START_HELP = `Usage: m2gate start [--config FILE] [--services K] [--workers N] [options]
 
 The all-in-one embedded default (what 'npm start' runs): the gateway on the
 configuration's port, plus K local 'm2gate service' processes with N worker
 threads each attached to every Handler of the configuration (over the m2gate
-link for Handlers with transport='link', else PUSH/SUB), restarted with
-backoff if one dies. Without --config it serves the mongrel2.conf shipped with
-m2gate: a page on http://127.0.0.1:6767/ and the demo service under /svc/.
+link for Handlers with transport='link', else PUSH/SUB). It serves once every
+service has started; a service that fails before it ever started (a missing
+or broken routes module) stops 'start' with its reason, one that dies later
+is restarted with backoff. Without --config it serves the mongrel2.conf
+shipped with m2gate: a page on http://127.0.0.1:6767/ and the demo service
+under /svc/. Under a process manager run 'node dist/cli/m2gate.js start'
+itself: a signal sent to 'npm start' reaches only npm.
 
 Options (each also read from the environment variable shown):
   --config FILE         mongrel2.conf (default: the one shipped with m2gate)   M2GATE_CONFIG
   --server NAME|UUID    which server of the file (default: the first)          M2GATE_SERVER
   --services K          service processes per Handler (default 1; 0: none)     M2GATE_SERVICES
-  --workers N           worker threads per service (default: cores)            M2GATE_WORKERS
-  --routes MODULE       the services' routes module (default: the demo routes) M2GATE_ROUTES
+  --workers N           worker threads per service, 1 to 1024 (default: cores) M2GATE_WORKERS
+  --routes MODULE       the services' routes module, an ES module (default:    M2GATE_ROUTES
+                        the demo routes)
   --max-heap-mb N       heap limit per service worker thread (see m2gate      M2GATE_MAX_HEAP_MB
                         service --help)
-  --app MODULE          app routes served in the gateway (default: the demo    M2GATE_APP
-                        app when neither --app nor --config is given)
-  --port N              override the server's port                             M2GATE_PORT
-  --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
+  --app MODULE          app routes served in the gateway, an ES module         M2GATE_APP
+                        (default: the demo app when neither --app nor --config)
+  --mongrel2 SEND,RECV  the gateway serves a real Mongrel2 as one of its        M2GATE_MONGREL2
+                        handlers instead of listening for HTTP
+  --port N              override the server's port (0: any free port)          M2GATE_PORT
+  --handler-timeout MS  no handler reply within MS → 504, also the deadline   M2GATE_HANDLER_TIMEOUT
+                        of app routes (default 30000)
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
+  --headers-timeout MS  a client's request head must arrive within MS, else  M2GATE_HEADERS_TIMEOUT
+                        408 (default 10000)
+  --request-timeout MS  its whole request within MS, else 408 (default 60000) M2GATE_REQUEST_TIMEOUT
   --heartbeat-ms MS     link Handlers: heartbeat interval, both ends (1000)    M2GATE_HEARTBEAT_MS
   --liveness N          link: silent intervals before a peer is dead (3)       M2GATE_LIVENESS
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
   --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
-  --log-level LEVEL     pino level (default info)                              M2GATE_LOG_LEVEL
-${CURVE_HELP}                         (the local services use the gateway's key pair)
+  --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (info)  M2GATE_LOG_LEVEL
+${GATEWAY_CURVE_HELP}                        (the local services use the gateway's key pair)
   -h, --help            this text
+  -v, --version         print the version
 `;
 
 export async function startCommand(argv: string[]): Promise<void> {
@@ -46,8 +59,13 @@ export async function startCommand(argv: string[]): Promise<void> {
     process.stdout.write(START_HELP);
     return;
   }
+  if (values.version) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return;
+  }
   const services = intFlag(values, 'services', 0) ?? 1;
-  const workers = intFlag(values, 'workers', 1);
+  const workers = workersFlag(values);
+  const level = logLevelFlag(values);
   const maxHeapMb = intFlag(values, 'max-heap-mb', 16);
   // With CURVE on, the local services use the gateway's own key pair (same
   // host, same trust): the gateway admits its own public key besides the
@@ -58,9 +76,10 @@ export async function startCommand(argv: string[]): Promise<void> {
   const serviceEnv: NodeJS.ProcessEnv = local
     ? { M2GATE_CURVE_SECRET: local.pair.secretKey, M2GATE_CURVE_SERVER_KEY: local.pair.publicKey, M2GATE_CURVE_ALLOW: '' }
     : {};
-  const gateway = await gatewayFromFlags(values, 'gateway', local);
-  const log = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { component: 'start', pid: process.pid } });
-  await gateway.start();
+  const run = await gatewayFromFlags(values, 'gateway', local);
+  const { gateway } = run;
+  const log = pino({ level, base: { component: 'start', pid: process.pid } });
+  await run.start();
 
   const supervisors: ServiceSupervisor[] = [];
   for (const pool of gateway.pools) {
@@ -79,11 +98,24 @@ export async function startCommand(argv: string[]): Promise<void> {
       supervisors.push(supervisor);
     }
   }
-  log.info({ port: gateway.port, services: supervisors.length }, `m2gate is serving http://127.0.0.1:${gateway.port}/`);
+  // From here a signal drains, also while the services are still starting
+  // (a stopped supervisor's `started` then never settles).
   drainOnSignals(async () => {
     // Stop taking HTTP first, then let the services drain what they hold.
     const drained = await gateway.close();
     await Promise.all(supervisors.map((s) => s.stop()));
     return drained;
   }, log);
+  // Serving only once every service has: one that fails before it ever
+  // started would fail the same way at every restart (its routes module is
+  // missing or broken), so that is a configuration error and start stops.
+  const failed = (await Promise.allSettled(supervisors.map((s) => s.started))).find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(supervisors.map((s) => s.stop()));
+    await gateway.close();
+    const why = (failed.reason as Error).message;
+    throw new StartupError(`service${values.routes === undefined ? '' : ` (--routes ${String(values.routes)})`} failed to start: ${why}`);
+  }
+  if (gateway.adapter) log.info({ services: supervisors.length }, 'm2gate is serving as a Mongrel2 handler');
+  else log.info({ port: gateway.port, services: supervisors.length }, `m2gate is serving http://127.0.0.1:${gateway.port}/`);
 }

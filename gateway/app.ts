@@ -4,6 +4,13 @@
  * and return values. Each handler gets a `ctx` with Brubeck's two service
  * patterns: `ctx.call` (wait for the reply) and `ctx.send` (fire and forget,
  * with an optional response handler).
+ *
+ * Every route has a deadline (its `timeoutMs`, else the gateway's handler
+ * timeout): past it the client gets 504 (M2G_ERR_APP_TIMEOUT) and `req.signal`
+ * fires, which aborts the route's ctx.call()s and whatever else listens to it.
+ * The per-request cost stays small on this hot path: one shared timer for all
+ * deadlines (deadline-sweep.ts), and the AbortController is made only when the
+ * handler reads `req.signal` (or calls a service).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -12,6 +19,7 @@ import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { toResponseInit } from '../protocol/route-result.js';
 import { compileMethodRoutes as compileRoutes, matchMethodRoute as lookupRoute, parseQuery, type MethodRoute as CompiledRoute } from '../protocol/method-router.js';
 import type { CallInit, CallReply } from './handler/index.js';
+import { DeadlineSweep } from './deadline-sweep.js';
 
 export interface AppRequest {
   method: string;
@@ -22,8 +30,11 @@ export interface AppRequest {
   /** node:http's header object (lower-cased names). */
   headers: IncomingMessage['headers'];
   body: Buffer;
-  /** Aborted when the client goes away. */
-  signal: AbortSignal;
+  /**
+   * Aborted when the client goes away (reason M2G_ERR_CALL_ABORTED) or the
+   * route's deadline passes (M2G_ERR_APP_TIMEOUT; the client got 504).
+   */
+  readonly signal: AbortSignal;
 }
 
 /** Brubeck's response handler: called exactly once, with the reply or the error. */
@@ -50,7 +61,12 @@ export interface AppContext {
 }
 
 export type AppHandler = (req: AppRequest, ctx: AppContext) => unknown;
-export type AppDefinition = Record<string, AppHandler | { handler: AppHandler }>;
+export interface AppRouteOptions {
+  handler: AppHandler;
+  /** The route's deadline in ms: past it, 504 and `req.signal` fires. Defaults to the gateway's handler timeout. */
+  timeoutMs?: number;
+}
+export type AppDefinition = Record<string, AppHandler | AppRouteOptions>;
 
 /**
  * Declares an app module's default export with its types checked:
@@ -66,7 +82,36 @@ export interface AppHost {
   /** `async`: a ctx.send (a Brubeck service is told to route the response to a handler). */
   call(path: string, init: CallInit, async?: boolean): Promise<CallReply>;
   log: Logger;
-  stats: { asyncReplies: number; asyncDropped: number; asyncErrors: number };
+  stats: { asyncReplies: number; asyncDropped: number; asyncErrors: number; timedOut?: number };
+  /** Deadline of routes without their own `timeoutMs`. Defaults to 30,000 (the gateway's handler timeout). */
+  timeoutMs?: number;
+}
+
+export interface CompiledApp {
+  routes: CompiledRoute[];
+  handlers: AppHandler[];
+  /** Each route's own deadline (by route index), when it sets one. */
+  timeouts: Array<number | undefined>;
+}
+
+/**
+ * Checks and compiles an app module's default export.
+ *
+ * @throws Error naming a malformed route, handler or timeoutMs.
+ */
+export function compileApp(definition: unknown): CompiledApp {
+  if (typeof definition !== 'object' || definition === null) throw new Error('the app module must default-export an object of routes');
+  const entries = Object.entries(definition as Record<string, unknown>).map(([pattern, value]) => {
+    if (typeof value === 'function') return { pattern, timeoutMs: undefined, handler: value as AppHandler };
+    const options = value as Partial<AppRouteOptions> | null;
+    if (typeof options?.handler !== 'function') throw new Error(`app route '${pattern}': expected a function or { handler, timeoutMs? }`);
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
+      throw new Error(`app route '${pattern}': timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
+    }
+    return { pattern, timeoutMs, handler: options.handler };
+  });
+  return { routes: compileRoutes(entries), handlers: entries.map((e) => e.handler), timeouts: entries.map((e) => e.timeoutMs) };
 }
 
 const MAX_APP_BODY = 1024 * 1024;
@@ -79,23 +124,28 @@ const queryOf = (url: string): string => {
 export class AppRoutes {
   readonly #routes: CompiledRoute[];
   readonly #handlers: AppHandler[];
+  readonly #timeouts: Array<number | undefined>;
+  /** One child logger per route, made once (pino's child() is not free per request). */
+  readonly #logs: Logger[];
   readonly #host: AppHost;
+  readonly #defaultTimeoutMs: number;
+  readonly #deadlines = new DeadlineSweep();
 
-  /** @throws Error naming a malformed route or handler. */
+  /** @throws Error naming a malformed route or handler (see {@link compileApp}). */
   constructor(definition: unknown, host: AppHost) {
-    if (typeof definition !== 'object' || definition === null) throw new Error('the app module must default-export an object of routes');
-    const entries = Object.entries(definition as Record<string, unknown>).map(([pattern, value]) => {
-      const handler = typeof value === 'function' ? value : (value as { handler?: unknown } | null)?.handler;
-      if (typeof handler !== 'function') throw new Error(`app route '${pattern}': expected a function or { handler }`);
-      return { pattern, handler: handler as AppHandler };
-    });
-    this.#routes = compileRoutes(entries);
-    this.#handlers = entries.map((e) => e.handler);
+    ({ routes: this.#routes, handlers: this.#handlers, timeouts: this.#timeouts } = compileApp(definition));
+    this.#logs = this.#routes.map((r) => host.log.child({ route: r.pattern }));
     this.#host = host;
+    this.#defaultTimeoutMs = host.timeoutMs ?? 30_000;
   }
 
   get patterns(): string[] {
     return this.#routes.map((r) => r.pattern);
+  }
+
+  /** Requests whose handler has not settled yet and whose deadline has not passed. */
+  get pending(): number {
+    return this.#deadlines.size;
   }
 
   /** Serves `req` if an app route matches its path; returns false otherwise. */
@@ -111,8 +161,8 @@ export class AppRoutes {
       res.writeHead(405, { 'Content-Type': 'text/plain', Allow: found.allow.join(', ') }).end('Method Not Allowed');
       return true;
     }
-    const handler = this.#handlers[found.index!]!;
-    const pattern = found.route.pattern;
+    const index = found.index!;
+    const params = found.params!;
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
@@ -124,32 +174,61 @@ export class AppRoutes {
         res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close' }).end('Entity Too Large');
         return;
       }
-      const controller = new AbortController();
-      res.once('close', () => {
-        if (!res.writableFinished) controller.abort(new M2gateError(ERROR_CODES.CALL_ABORTED, 'the client went away'));
-      });
-      const request: AppRequest = {
-        method,
-        path,
-        params: found.params!,
-        query: parseQuery(queryOf(req.url ?? '')),
-        headers: req.headers,
-        body: Buffer.concat(chunks, size),
-        signal: controller.signal,
-      };
-      void this.#run(handler, pattern, req, res, request);
+      void this.#run(index, req, res, method, path, params, Buffer.concat(chunks, size));
     });
     return true;
   }
 
-  async #run(handler: AppHandler, pattern: string, req: IncomingMessage, res: ServerResponse, request: AppRequest): Promise<void> {
+  async #run(index: number, req: IncomingMessage, res: ServerResponse, method: string, path: string, params: Record<string, string>, body: Buffer): Promise<void> {
     const host = this.#host;
-    const log = host.log.child({ route: pattern });
+    const handler = this.#handlers[index]!;
+    const route = this.#routes[index]!;
+    const log = this.#logs[index]!;
+    // Made on first use of req.signal; `abortReason` holds an abort that came before that.
+    let controller: AbortController | undefined;
+    let abortReason: M2gateError | undefined;
+    let timedOut = false;
+    const abort = (reason: M2gateError): void => {
+      if (controller === undefined) abortReason ??= reason;
+      else if (!controller.signal.aborted) controller.abort(reason);
+    };
+    const signal = (): AbortSignal => {
+      if (controller === undefined) {
+        const c = (controller = new AbortController());
+        if (abortReason === undefined && res.destroyed && !res.writableFinished) abortReason = new M2gateError(ERROR_CODES.CALL_ABORTED, 'the client went away');
+        if (abortReason !== undefined) c.abort(abortReason);
+        else {
+          res.once('close', () => {
+            if (!res.writableFinished) abort(new M2gateError(ERROR_CODES.CALL_ABORTED, 'the client went away'));
+          });
+        }
+      }
+      return controller.signal;
+    };
+    const request: AppRequest = {
+      method,
+      path,
+      params,
+      query: parseQuery(queryOf(req.url ?? '')),
+      headers: req.headers,
+      body,
+      get signal() {
+        return signal();
+      },
+    };
+    const timeoutMs = this.#timeouts[index] ?? this.#defaultTimeoutMs;
+    const deadline = this.#deadlines.add(timeoutMs, () => {
+      timedOut = true;
+      if (host.stats.timedOut !== undefined) host.stats.timedOut++;
+      const err = new M2gateError(ERROR_CODES.APP_TIMEOUT, `app route '${route.pattern}' did not answer within ${timeoutMs} ms`, { statusCode: 504 });
+      abort(err);
+      fail(res, err, log);
+    });
     const ctx: AppContext = {
       log,
-      call: (path, init = {}) => host.call(path, { ...init, signal: init.signal ? AbortSignal.any([init.signal, request.signal]) : request.signal }),
-      send: (path, init = {}, onReply) => {
-        host.call(path, init, true).then(
+      call: (callPath, init = {}) => host.call(callPath, { ...init, signal: init.signal ? AbortSignal.any([init.signal, signal()]) : signal() }),
+      send: (callPath, init = {}, onReply) => {
+        host.call(callPath, init, true).then(
           (reply) => {
             if (!onReply) return void host.stats.asyncDropped++;
             host.stats.asyncReplies++;
@@ -158,28 +237,36 @@ export class AppRoutes {
           (err: unknown) => {
             host.stats.asyncErrors++;
             if (onReply) safely(() => onReply(err as M2gateError), log);
-            else log.warn({ err: (err as Error).message, path }, 'async call failed (no response handler)');
+            else log.warn({ err: (err as Error).message, path: callPath }, 'async call failed (no response handler)');
           },
         );
       },
     };
     try {
       const init = toResponseInit(await handler(request, ctx));
-      if (res.destroyed) return;
+      this.#deadlines.delete(deadline);
+      // Past the deadline the client has its 504 already.
+      if (timedOut || res.destroyed) return;
       res.writeHead(init.status, init.headers as Record<string, string | string[]>);
       res.end(req.method === 'HEAD' ? undefined : init.body);
     } catch (err) {
-      if (res.destroyed) return;
-      // Our own errors carry their status (a ctx.call timeout is a 504).
-      const code = err instanceof M2gateError ? err.statusCode : undefined;
-      const status = code ?? 500;
-      const errorId = randomUUID();
-      log.error({ err, errorId }, 'app route failed');
-      const text = code !== undefined ? `${(err as Error).message} (error id ${errorId})\n` : `Internal Server Error (error id ${errorId})\n`;
-      if (!res.headersSent) res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end(text);
+      this.#deadlines.delete(deadline);
+      if (timedOut) return;
+      fail(res, err, log);
     }
   }
+}
+
+/** Answers a route that failed: our own errors carry their status (a ctx.call timeout is a 504), others are 500. */
+function fail(res: ServerResponse, err: unknown, log: Logger): void {
+  if (res.destroyed) return;
+  const code = err instanceof M2gateError ? err.statusCode : undefined;
+  const status = code ?? 500;
+  const errorId = randomUUID();
+  log.error({ err, errorId }, 'app route failed');
+  const text = code !== undefined ? `${(err as Error).message} (error id ${errorId})\n` : `Internal Server Error (error id ${errorId})\n`;
+  if (!res.headersSent) res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
+  res.end(text);
 }
 
 function safely(fn: () => void, log: Logger): void {

@@ -146,7 +146,7 @@ export class Gateway {
     this.#table = new RouteTable(hosts, options.server.defaultHost);
     this.#hygiene = { maxHeaders: settingInt(options.config, 'limits.header_count', 1280) };
     this.brubeck = new BrubeckClients(options.brubeck ?? [], this.log);
-    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init, async) => this.call(path, init, async), log: this.log.child({ app: true }), stats: this.stats });
+    this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init, async) => this.call(path, init, async), log: this.log.child({ app: true }), stats: this.stats, timeoutMs: this.#timeoutMs });
     this.#server = createServer(
       {
         // Mongrel2 routes requests without Host to the default host (§3.2).
@@ -196,11 +196,27 @@ export class Gateway {
    * Binds the handler endpoints, then the HTTP port, or with `mongrel2` set,
    * connects to a real Mongrel2 as its handler instead of listening.
    * Resolves with the HTTP port (0 behind Mongrel2).
+   *
+   * @throws what failed to bind or connect (a zeromq error carries the
+   *   endpoint as `address`, a listen error `address` and `port`), after
+   *   closing everything this call had opened.
    */
   async start(): Promise<number> {
+    try {
+      return await this.#start();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  async #start(): Promise<number> {
     // Before any CURVE server socket binds: without it libzmq refuses every client.
     this.#zap = await startCurveAuthenticator(this.#opts.curve, this.log);
-    await Promise.all(this.pools.map((p) => p.bind()));
+    // Every bind settles before a failure is thrown, so that close() finds no bind in flight.
+    const bound = await Promise.allSettled(this.pools.map((p) => p.bind()));
+    const failed = bound.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     await this.brubeck.bind();
     if (this.#opts.mongrel2) {
       this.#adapter = new Mongrel2Adapter({

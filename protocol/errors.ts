@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   NO_HANDLER: 'M2G_ERR_NO_HANDLER',
   /** No complete reply within the deadline (504). */
   CALL_TIMEOUT: 'M2G_ERR_CALL_TIMEOUT',
+  /** An app route did not answer within its deadline (504); its `req.signal` fired. */
+  APP_TIMEOUT: 'M2G_ERR_APP_TIMEOUT',
   /** The call was aborted, normally because the outer client went away. */
   CALL_ABORTED: 'M2G_ERR_CALL_ABORTED',
   /** The handler's reply was not a valid HTTP response (502). */

@@ -59,8 +59,8 @@ test('usage errors: message on stderr, nothing on stdout, exit 2', async () => {
     [['bogus'], /unknown command 'bogus'/],
     [['service'], /--send and --recv are required/],
     [['service', '--send', 'ipc:///tmp/x'], /--send and --recv are required/],
-    [['service', '--send', 'a', '--recv', 'b', '--workers', '0'], /--workers must be an integer >= 1 \(got '0'\)/],
-    [['service', '--send', 'a', '--recv', 'b', '--workers', 'two'], /--workers must be an integer >= 1 \(got 'two'\)/],
+    [['service', '--send', 'a', '--recv', 'b', '--workers', '0'], /--workers must be an integer from 1 to 1024 \(got '0'\)/],
+    [['service', '--send', 'a', '--recv', 'b', '--workers', 'two'], /--workers must be an integer from 1 to 1024 \(got 'two'\)/],
     [['service', '--send', 'a', '--recv', 'b', '--timeout', '0'], /--timeout must be an integer >= 1/],
     [['service', '--send', 'a', '--recv', 'b', '--max-queue=-1'], /--max-queue must be an integer >= 0/],
     [['service', '--send', 'a', '--recv', 'b', '--protocol', 'xml'], /--protocol must be json or tnetstring \(got 'xml'\)/],
@@ -81,7 +81,7 @@ test('usage errors: message on stderr, nothing on stdout, exit 2', async () => {
 
 test('bad values from the environment are usage errors too', async () => {
   const cases: Array<[Record<string, string>, RegExp]> = [
-    [{ M2GATE_WORKERS: 'abc' }, /--workers must be an integer >= 1 \(got 'abc'\)/],
+    [{ M2GATE_WORKERS: 'abc' }, /--workers must be an integer from 1 to 1024 \(got 'abc'\)/],
     [{ M2GATE_PROTOCOL: 'xml' }, /--protocol must be json or tnetstring/],
     [{ M2GATE_TIMEOUT: '-5' }, /--timeout must be an integer >= 1/],
     [{ M2GATE_LOG_LEVEL: 'chatty' }, /--log-level must be one of/],
