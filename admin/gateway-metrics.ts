@@ -9,11 +9,8 @@
  */
 import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LatencyWindow, type WindowSnapshot } from './latency-window.js';
-import { counterFrom, gaugeFrom, LATENCY_BUCKETS, methodLabel, statusClass } from './prom.js';
+import { counterFrom, gaugeFrom, LATENCY_BUCKETS, methodLabel, statusClass, type Labelled } from './prom.js';
 import type { HandlerStatus, RouteKind } from './status.js';
-
-/** Why the gateway answered a Handler request itself. */
-export type HandlerFailure = 'no_service' | 'queue_full' | 'queue_timeout' | 'timeout' | 'bad_reply' | 'service_lost' | 'too_large';
 
 /** Why a request was refused before any target saw it. */
 export type RefusedCause = 'hygiene' | 'header_count' | 'headers_timeout' | 'request_timeout' | 'draining' | 'not_found' | 'parse_error';
@@ -22,6 +19,11 @@ export interface GatewayMetricsSource {
   inFlight(): number;
   handlers(): HandlerStatus[];
   bytes(): { in: number; out: number };
+  refused(): Record<RefusedCause, number>;
+  /** Handler requests the gateway answered itself, as `[{ handler, status, cause }, count]`. */
+  failures(): Labelled;
+  /** Link Handlers: the summed wait of requests that left the queue for a service, and their number. */
+  queueWait(): Array<{ handler: string; seconds: number; count: number }>;
   /** The latest metrics each link service sent (prom-client's JSON form). */
   linkServices(): Array<{ handler: string; service: string; metrics: unknown[] }>;
 }
@@ -34,9 +36,6 @@ export class GatewayMetrics {
   readonly registry = new Registry();
   readonly #requests: Counter;
   readonly #duration: Histogram;
-  readonly #failures: Counter;
-  readonly #refused: Counter;
-  readonly #queueWait: Histogram;
   readonly #source: GatewayMetricsSource;
   /** Labelled children made once per label set; `labels()` re-validates its arguments on every call. */
   readonly #requestChildren = new Map<string, Child>();
@@ -44,7 +43,6 @@ export class GatewayMetrics {
   readonly all = new LatencyWindow();
   readonly byKind: Record<RouteKind, LatencyWindow> = { app: new LatencyWindow(), handler: new LatencyWindow(), dir: new LatencyWindow(), proxy: new LatencyWindow() };
   readonly #byHandler = new Map<string, LatencyWindow>();
-  readonly #failureCounts = new Map<string, { '502': number; '503': number; '504': number }>();
 
   constructor(source: GatewayMetricsSource) {
     this.#source = source;
@@ -63,25 +61,13 @@ export class GatewayMetrics {
       buckets: LATENCY_BUCKETS,
       registers: [r],
     });
-    this.#failures = new Counter({
-      name: 'm2gate_handler_failures_total',
-      help: 'Handler requests the gateway answered itself (502/503/504/413), by Handler, status and cause.',
-      labelNames: ['handler', 'status', 'cause'],
-      registers: [r],
-    });
-    this.#refused = new Counter({
-      name: 'm2gate_refused_total',
-      help: 'Requests refused before a target saw them, by cause.',
-      labelNames: ['cause'],
-      registers: [r],
-    });
-    this.#queueWait = new Histogram({
-      name: 'm2gate_handler_queue_wait_seconds',
-      help: 'Time link requests waited in the gateway for credit, by Handler.',
-      labelNames: ['handler'],
-      buckets: LATENCY_BUCKETS,
-      registers: [r],
-    });
+    counterFrom(r, 'm2gate_handler_failures_total', 'Handler requests the gateway answered itself, by Handler, status and cause.', ['handler', 'status', 'cause'], () => source.failures());
+    counterFrom(r, 'm2gate_refused_total', 'Requests refused before any target saw them, by cause.', ['cause'], () =>
+      Object.entries(source.refused()).map(([cause, n]) => [{ cause }, n] as const));
+    counterFrom(r, 'm2gate_handler_queue_wait_seconds_total', 'Link requests: total time waited in the gateway for credit (with _queued_total, the mean wait).', ['handler'], () =>
+      source.queueWait().map((q) => [{ handler: q.handler }, q.seconds] as const));
+    counterFrom(r, 'm2gate_handler_dequeued_total', 'Link requests that waited for credit and then went to a service.', ['handler'], () =>
+      source.queueWait().map((q) => [{ handler: q.handler }, q.count] as const));
     gaugeFrom(r, 'm2gate_requests_in_flight', 'Requests received and not yet answered.', [], () => [[{}, source.inFlight()]]);
     const perHandler = (read: (h: HandlerStatus) => number) => () => source.handlers().map((h) => [{ handler: h.name }, read(h)] as const);
     gaugeFrom(r, 'm2gate_handler_services', 'Services connected to the Handler.', ['handler'], perHandler((h) => h.connected));
@@ -97,8 +83,8 @@ export class GatewayMetrics {
     });
   }
 
-  /** One finished request. `handler` names the Handler for kind 'handler'. */
-  requestDone(kind: RouteKind, method: string | undefined, status: number, seconds: number, handler?: string): void {
+  /** One finished request. `handler` names the Handler for kind 'handler'; 'none' is a request no route took (404, refused). */
+  requestDone(kind: RouteKind | 'none', method: string | undefined, status: number, seconds: number, handler?: string): void {
     const m = methodLabel(method);
     const cls = statusClass(status);
     const key = `${kind} ${m} ${cls}`;
@@ -108,36 +94,17 @@ export class GatewayMetrics {
       this.#requestChildren.set(key, child);
     }
     child.inc();
+    const ms = seconds * 1000;
+    this.all.record(ms, status);
+    if (kind === 'none') return;
     let d = this.#durationChildren.get(kind);
     if (!d) {
       d = this.#duration.labels(kind);
       this.#durationChildren.set(kind, d);
     }
     d.observe(seconds);
-    const ms = seconds * 1000;
-    this.all.record(ms, status);
     this.byKind[kind].record(ms, status);
     if (handler !== undefined) this.handlerWindow(handler).record(ms, status);
-  }
-
-  /** The gateway answered a Handler request itself. */
-  handlerFailure(handler: string, status: 413 | 502 | 503 | 504, cause: HandlerFailure): void {
-    this.#failures.inc({ handler, status: String(status), cause });
-    if (status === 413) return;
-    let counts = this.#failureCounts.get(handler);
-    if (!counts) {
-      counts = { '502': 0, '503': 0, '504': 0 };
-      this.#failureCounts.set(handler, counts);
-    }
-    counts[String(status) as '502' | '503' | '504']++;
-  }
-
-  refused(cause: RefusedCause): void {
-    this.#refused.inc({ cause });
-  }
-
-  queueWait(handler: string, seconds: number): void {
-    this.#queueWait.observe({ handler }, seconds);
   }
 
   handlerWindow(handler: string): LatencyWindow {
@@ -147,10 +114,6 @@ export class GatewayMetrics {
       this.#byHandler.set(handler, w);
     }
     return w;
-  }
-
-  handlerFailures(handler: string): { '502': number; '503': number; '504': number } {
-    return this.#failureCounts.get(handler) ?? { '502': 0, '503': 0, '504': 0 };
   }
 
   kindSnapshots(): Record<RouteKind, WindowSnapshot> {

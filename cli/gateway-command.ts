@@ -11,6 +11,8 @@ import { BRUBECK_GATEWAY_HELP, BRUBECK_GATEWAY_OPTIONS, brubeckServicesFromFlags
 import { moduleLoadReason } from './module-errors.js';
 import { describeStartFailure } from './startup-failure.js';
 import { packageVersion } from './package-root.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, adminFromFlags, startAdmin } from './admin-flag.js';
+import type { AdminServer } from '../admin/admin-server.js';
 
 export const GATEWAY_HELP = `Usage: m2gate gateway [--config FILE] [--server NAME_OR_UUID] [options]
 
@@ -37,7 +39,7 @@ Options (each also read from the environment variable shown):
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
   --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
   --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (info)  M2GATE_LOG_LEVEL
-${BRUBECK_GATEWAY_HELP}${GATEWAY_CURVE_HELP}  -h, --help            this text
+${ADMIN_HELP}${BRUBECK_GATEWAY_HELP}${GATEWAY_CURVE_HELP}  -h, --help            this text
   -v, --version         print the version
 
 A Handler declared with transport='link' in the config is served over the
@@ -60,6 +62,7 @@ export const GATEWAY_OPTIONS = {
   'link-queue': { type: 'string' },
   'link-queue-timeout': { type: 'string' },
   'log-level': { type: 'string' },
+  ...ADMIN_OPTIONS,
   ...GATEWAY_CURVE_OPTIONS,
   ...BRUBECK_GATEWAY_OPTIONS,
   ...COMMON_OPTIONS,
@@ -102,13 +105,16 @@ function mongrel2Specs(value: string | undefined): { sendSpec: string; recvSpec:
 export interface GatewayRun {
   gateway: Gateway;
   loaded: LoadedConfig;
-  /** Starts the gateway. @throws StartupError naming what failed to bind or connect (the gateway has closed what it opened). */
+  /** Starts the gateway, then its admin listener. @throws StartupError naming what failed to bind or connect (the gateway has closed what it opened). */
   start(): Promise<void>;
+  /** Drains the gateway (Gateway.close), then closes the admin listener. */
+  close(): Promise<boolean>;
 }
 
 /** Builds a gateway from parsed flags (shared with `m2gate start`). `curve` overrides the CURVE flags. */
-export async function gatewayFromFlags(values: FlagValues, component = 'gateway', curve = curveFromFlags(values)): Promise<GatewayRun> {
+export async function gatewayFromFlags(values: FlagValues, component = 'gateway', curve = curveFromFlags(values), adminDefault?: string): Promise<GatewayRun> {
   const level = logLevelFlag(values);
+  const adminAddr = adminFromFlags(values, adminDefault);
   const port = intFlag(values, 'port', 0, 65_535);
   const mongrel2 = mongrel2Specs(values.mongrel2 as string | undefined);
   const loaded = loadConfig(values.config as string | undefined, values.server as string | undefined);
@@ -128,6 +134,7 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
     mongrel2,
     curve,
     brubeck: brubeckServicesFromFlags(values),
+    metrics: adminAddr !== undefined,
     link: {
       heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
       // 1 makes idle peers flap: heartbeats may come up to two intervals apart (measured).
@@ -143,8 +150,22 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
       const line = describeStartFailure(err, { loaded, pools: gateway.pools, mongrel2, host: loaded.server.bindAddr, port: port ?? loaded.server.port, portFrom: port === undefined ? loaded.file : '--port' });
       throw line === undefined ? err : new StartupError(line, { cause: err });
     }
+    if (adminAddr) {
+      try {
+        admin = await startAdmin(gateway.adminSource(), adminAddr, logger);
+      } catch (err) {
+        await gateway.close();
+        throw err;
+      }
+    }
   };
-  return { gateway, loaded, start };
+  let admin: AdminServer | undefined;
+  const close = async (): Promise<boolean> => {
+    const drained = await gateway.close();
+    await admin?.close();
+    return drained;
+  };
+  return { gateway, loaded, start, close };
 }
 
 export async function gatewayCommand(argv: string[]): Promise<void> {
@@ -162,5 +183,5 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   if (curve && !curve.allow) throw new UsageError('--curve-secret needs --curve-allow (the public keys of the services the gateway admits)');
   const run = await gatewayFromFlags(values, 'gateway', curve);
   await run.start();
-  drainOnSignals(() => run.gateway.close(), run.gateway.log);
+  drainOnSignals(() => run.close(), run.gateway.log);
 }

@@ -2,13 +2,15 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Service } from '../workers/service.js';
-import { COMMON_OPTIONS, intFlag, listFlag, logLevelFlag, parseWithEnv, UsageError, workersFlag } from './args.js';
+import { COMMON_OPTIONS, intFlag, listFlag, logLevelFlag, parseWithEnv, StartupError, UsageError, workersFlag } from './args.js';
 import { drainOnSignals } from './signals.js';
 import { SERVICE_CURVE_HELP, SERVICE_CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
 import { BRUBECK_SERVICE_HELP, BRUBECK_SERVICE_OPTIONS, brubeckFrontFromFlags } from './brubeck-flags.js';
 import { checkBrubeckEndpoints } from '../workers/brubeck-front.js';
 import { moduleLoadReason } from './module-errors.js';
 import { packageVersion } from './package-root.js';
+import { ADMIN_HELP, ADMIN_OPTIONS, adminFromFlags, startAdmin } from './admin-flag.js';
+import type { AdminServer } from '../admin/admin-server.js';
 import type { ServiceReport } from './supervisor.js';
 
 export const SERVICE_HELP = `Usage: m2gate service [ROUTES_MODULE] --send SPEC --recv SPEC [options]
@@ -43,6 +45,8 @@ Options (each also read from the environment variable shown):
   --max-heap-mb N       heap limit per worker thread: a route over it gets 500 and
                         its thread is replaced (default: Node's limit)          M2GATE_MAX_HEAP_MB
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
+${ADMIN_HELP}                        (over --connect the gateway's own /metrics shows this
+                        service's metrics too: --admin is for PUSH/SUB services)
 ${BRUBECK_SERVICE_HELP}${SERVICE_CURVE_HELP}  -h, --help            this text
   -v, --version         print the version
 
@@ -73,6 +77,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       'drain-timeout': { type: 'string' },
       'max-heap-mb': { type: 'string' },
       'log-level': { type: 'string' },
+      ...ADMIN_OPTIONS,
       ...SERVICE_CURVE_OPTIONS,
       ...BRUBECK_SERVICE_OPTIONS,
       ...COMMON_OPTIONS,
@@ -102,7 +107,11 @@ export async function serviceCommand(argv: string[]): Promise<void> {
   const level = logLevelFlag(values);
   const logger = pino({ level, base: { component: 'service', pid: process.pid } });
   const modulePath = positionals[0];
+  const adminAddr = adminFromFlags(values);
+  let admin: AdminServer | undefined;
   const service = new Service({
+    // Over the link the gateway shows them; with --admin, this service does.
+    metrics: adminAddr !== undefined || connect !== undefined,
     routesModule: modulePath === undefined ? undefined : pathToFileURL(resolve(modulePath)).href,
     send,
     recv,
@@ -124,7 +133,12 @@ export async function serviceCommand(argv: string[]): Promise<void> {
   try {
     if (brubeck !== undefined) checkBrubeckEndpoints(brubeck);
     await service.start();
+    if (adminAddr) admin = await startAdmin(service.adminSource(), adminAddr, logger);
   } catch (err) {
+    if (err instanceof StartupError) {
+      await service.close();
+      throw err;
+    }
     let message = (err as Error).message;
     const cause = (err as Error).cause;
     // A routes module that did not load: say where its SyntaxError is, drop our own import path.
@@ -138,5 +152,9 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     return;
   }
   await report({ m2gate: 'started' });
-  drainOnSignals(() => service.close(), logger);
+  drainOnSignals(async () => {
+    const drained = await service.close();
+    await admin?.close();
+    return drained;
+  }, logger);
 }

@@ -5,6 +5,14 @@ import { drainOnSignals } from './signals.js';
 import { ServiceSupervisor } from './supervisor.js';
 import { GATEWAY_CURVE_HELP, curveFromFlags } from './curve-flags.js';
 import { packageVersion } from './package-root.js';
+import { START_ADMIN_DEFAULT } from './admin-flag.js';
+
+/**
+ * How long a request to a Handler of the start command's own services waits
+ * for one while it starts or restarts, instead of getting 503 for coming too
+ * early. A service takes about a second to start its threads here.
+ */
+const START_HOLD_MS = 10_000;
 
 export const START_HELP = `Usage: m2gate start [--config FILE] [--services K] [--workers N] [options]
 
@@ -43,6 +51,8 @@ Options (each also read from the environment variable shown):
   --liveness N          link: silent intervals before a peer is dead (3)       M2GATE_LIVENESS
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
   --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
+  --admin HOST:PORT     admin listener: /metrics, /status.json, /healthz,    M2GATE_ADMIN
+                        /readyz, dashboard at / (default ${START_ADMIN_DEFAULT}; 'off')
   --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (info)  M2GATE_LOG_LEVEL
 ${GATEWAY_CURVE_HELP}                        (the local services use the gateway's key pair)
   -h, --help            this text
@@ -76,7 +86,7 @@ export async function startCommand(argv: string[]): Promise<void> {
   const serviceEnv: NodeJS.ProcessEnv = local
     ? { M2GATE_CURVE_SECRET: local.pair.secretKey, M2GATE_CURVE_SERVER_KEY: local.pair.publicKey, M2GATE_CURVE_ALLOW: '' }
     : {};
-  const run = await gatewayFromFlags(values, 'gateway', local);
+  const run = await gatewayFromFlags(values, 'gateway', local, START_ADMIN_DEFAULT);
   const { gateway } = run;
   const log = pino({ level, base: { component: 'start', pid: process.pid } });
   await run.start();
@@ -93,7 +103,10 @@ export async function startCommand(argv: string[]): Promise<void> {
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
     if (values.routes !== undefined) args.unshift(String(values.routes));
     for (let i = 0; i < services; i++) {
-      const supervisor = new ServiceSupervisor(args, log, serviceEnv);
+      const supervisor = new ServiceSupervisor(args, log, serviceEnv, {
+        spawning: (delayMs) => gateway.holdForStart(pool, delayMs + START_HOLD_MS),
+        died: (d) => gateway.recordRestart({ at: new Date().toISOString(), handler: config.sendSpec, ...d }),
+      });
       supervisor.start();
       supervisors.push(supervisor);
     }
@@ -102,7 +115,7 @@ export async function startCommand(argv: string[]): Promise<void> {
   // (a stopped supervisor's `started` then never settles).
   drainOnSignals(async () => {
     // Stop taking HTTP first, then let the services drain what they hold.
-    const drained = await gateway.close();
+    const drained = await run.close();
     await Promise.all(supervisors.map((s) => s.stop()));
     return drained;
   }, log);
@@ -112,7 +125,7 @@ export async function startCommand(argv: string[]): Promise<void> {
   const failed = (await Promise.allSettled(supervisors.map((s) => s.started))).find((r) => r.status === 'rejected');
   if (failed) {
     await Promise.all(supervisors.map((s) => s.stop()));
-    await gateway.close();
+    await run.close();
     const why = (failed.reason as Error).message;
     throw new StartupError(`service${values.routes === undefined ? '' : ` (--routes ${String(values.routes)})`} failed to start: ${why}`);
   }

@@ -27,10 +27,19 @@ function isReport(message: unknown): message is ServiceReport {
   return typeof message === 'object' && message !== null && 'm2gate' in message;
 }
 
+/** What the start command hears of a supervised service. */
+export interface SupervisorHooks {
+  /** A child is about to be spawned, now or after `delayMs` (a restart's backoff). */
+  spawning?(delayMs: number): void;
+  /** A child that had started died; it is restarted after `restartInMs`. */
+  died?(info: { pid: number | undefined; code: number | null; signal: string | null; restartInMs: number }): void;
+}
+
 export class ServiceSupervisor {
   readonly #args: string[];
   readonly #log: Logger;
   readonly #env: NodeJS.ProcessEnv;
+  readonly #hooks: SupervisorHooks;
   #child: ChildProcess | undefined;
   #backoff = MIN_BACKOFF_MS;
   #restartTimer: NodeJS.Timeout | undefined;
@@ -42,8 +51,9 @@ export class ServiceSupervisor {
   restarts = 0;
 
   /** `env` is added to this process's environment for the service. */
-  constructor(args: string[], log: Logger, env: NodeJS.ProcessEnv = {}) {
+  constructor(args: string[], log: Logger, env: NodeJS.ProcessEnv = {}, hooks: SupervisorHooks = {}) {
     this.#args = args;
+    this.#hooks = hooks;
     this.#log = log;
     this.#env = env;
     this.#started = new Promise<void>((resolve, reject) => {
@@ -67,6 +77,15 @@ export class ServiceSupervisor {
   }
 
   start(): void {
+    this.#spawn(0);
+  }
+
+  #spawn(afterMs: number): void {
+    this.#hooks.spawning?.(afterMs);
+    if (afterMs > 0) {
+      this.#restartTimer = setTimeout(() => this.#spawn(0), afterMs);
+      return;
+    }
     const startedAt = Date.now();
     // The IPC channel tells the child when this process dies; see signals.ts for SIGINT.
     const child = spawn(process.execPath, [...process.execArgv, CLI, 'service', ...this.#args], {
@@ -97,7 +116,8 @@ export class ServiceSupervisor {
       this.#backoff = Math.min(this.#backoff * 2, MAX_BACKOFF_MS);
       this.restarts++;
       this.#log.warn({ code, signal, reason, restartInMs: delay }, 'service process died; restarting');
-      this.#restartTimer = setTimeout(() => this.start(), delay);
+      this.#hooks.died?.({ pid: child.pid, code, signal, restartInMs: delay });
+      this.#spawn(delay);
     });
   }
 

@@ -28,6 +28,10 @@ import { AppRoutes } from './app.js';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { BRUBECK_SCHEME, BrubeckClients, type BrubeckServiceConfig } from './brubeck-client.js';
 import { RETRY_AFTER_DEFAULT_S, sendShortAnswer, shortAnswerBytes } from './short-answer.js';
+import { performance } from 'node:perf_hooks';
+import { GatewayMetrics, type RefusedCause } from '../admin/gateway-metrics.js';
+import { STATUS_VERSION, type GatewayStatus, type HandlerStatus, type RestartRecord, type RouteKind } from '../admin/status.js';
+import type { AdminSource, Readiness } from '../admin/admin-server.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -58,7 +62,19 @@ export interface GatewayOptions {
   brubeck?: readonly BrubeckServiceConfig[];
   /** Retry-After seconds on every 503 the gateway answers itself (draining, no handler, link queue). Defaults to 1. */
   retryAfterSeconds?: number;
+  /** Keep metrics and the last-minute windows for an admin listener (admin/). Off by default: then nothing is recorded per request. */
+  metrics?: boolean;
 }
+
+/** What one request's close tells the metrics: filled in as it is routed. */
+interface RequestRecord {
+  t0: number;
+  kind: RouteKind | 'none';
+  handler: string | undefined;
+}
+
+/** The start command's supervised services, newest first: at most this many kept. */
+const RESTARTS_KEPT = 20;
 
 export interface GatewayStats {
   requests: number;
@@ -92,6 +108,15 @@ export class Gateway {
   readonly #calls = new Set<AbortController>();
   /** The Brubeck services of options.brubeck. */
   readonly brubeck: BrubeckClients;
+  readonly #metrics: GatewayMetrics | undefined;
+  /** Refused before any target saw them, by cause (read by /metrics). */
+  readonly #refused: Record<RefusedCause, number> = { hygiene: 0, header_count: 0, headers_timeout: 0, request_timeout: 0, draining: 0, not_found: 0, parse_error: 0 };
+  /** Bytes of closed client connections (counted only with metrics on). */
+  readonly #bytes = { in: 0, out: 0 };
+  /** Each Handler with the route patterns that reach it. */
+  readonly #handlers: Array<{ dispatch: HandlerDispatch; routes: string[] }> = [];
+  #restarts: RestartRecord[] = [];
+  readonly #startedAt = new Date();
   #adapter: Mongrel2Adapter | undefined;
   #zap: ZapAuthenticator | undefined;
   #closing = false;
@@ -125,6 +150,7 @@ export class Gateway {
           const pool = t.transport === 'link' ? new LinkPool(t, this.log, options.link, options.curve) : new PushSubPool(t, this.log, options.curve);
           handler = new HandlerDispatch(pool, handlerOptions);
           poolsBySpec.set(key, handler);
+          this.#handlers.push({ dispatch: handler, routes: [] });
           this.pools.push(pool);
         }
         target = handler;
@@ -144,6 +170,12 @@ export class Gateway {
       routes: h.routes.map((r) => ({ key: r.path, target: targetFor(r.target) })),
     }));
     this.#table = new RouteTable(hosts, options.server.defaultHost);
+    for (const host of hosts) {
+      for (const r of host.routes) {
+        const entry = this.#handlers.find((h) => h.dispatch === r.target);
+        if (entry && !entry.routes.includes(r.key)) entry.routes.push(r.key);
+      }
+    }
     this.#hygiene = { maxHeaders: settingInt(options.config, 'limits.header_count', 1280) };
     this.brubeck = new BrubeckClients(options.brubeck ?? [], this.log);
     this.#app = options.app === undefined ? undefined : new AppRoutes(options.app, { call: (path, init, async) => this.call(path, init, async), log: this.log.child({ app: true }), stats: this.stats, timeoutMs: this.#timeoutMs });
@@ -159,6 +191,16 @@ export class Gateway {
       },
       (req, res) => this.#onRequest(req, res),
     );
+    this.#metrics = options.metrics ? this.#makeMetrics() : undefined;
+    if (this.#metrics) {
+      // Per connection, not per request: what crossed the socket, once it is closed.
+      this.#server.on('connection', (socket: Duplex & { bytesRead?: number; bytesWritten?: number }) => {
+        socket.once('close', () => {
+          this.#bytes.in += socket.bytesRead ?? 0;
+          this.#bytes.out += socket.bytesWritten ?? 0;
+        });
+      });
+    }
     // node's own cap drops extra header lines silently (1030 sent, 1023 seen):
     // lift it so request-hygiene counts them and answers 431.
     this.#server.maxHeadersCount = 0;
@@ -169,6 +211,8 @@ export class Gateway {
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.stats.rejected++;
       const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      // A client reset is not a refusal (node reports it here too).
+      if (err.code !== 'ECONNRESET') this.#refused[status === 408 ? 'request_timeout' : status === 431 ? 'header_count' : 'parse_error']++;
       const text = STATUS_CODES[status]!;
       const refuse = (): void => {
         if (socket.writable && !socket.writableEnded) socket.end(shortAnswerBytes(status, text));
@@ -248,39 +292,55 @@ export class Gateway {
     return this.#inFlight.size;
   }
 
-  #track(res: ServerResponse): void {
+  #track(req: IncomingMessage, res: ServerResponse): RequestRecord | undefined {
     this.#inFlight.add(res);
+    const metrics = this.#metrics;
+    // Only with metrics on is there anything per request beyond the in-flight set.
+    const rec: RequestRecord | undefined = metrics ? { t0: performance.now(), kind: 'none', handler: undefined } : undefined;
     res.once('close', () => {
       this.#inFlight.delete(res);
+      if (rec) metrics!.requestDone(rec.kind, req.method, res.statusCode, (performance.now() - rec.t0) / 1000, rec.handler);
       if (this.#inFlight.size === 0 && this.#onIdle) this.#onIdle();
     });
+    return rec;
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.stats.requests++;
     this.#lastResponse.set(req.socket, res);
-    this.#track(res);
+    const rec = this.#track(req, res);
     if (this.#closing) {
       this.stats.unavailable++;
+      this.#refused.draining++;
       return sendShortAnswer(res, 503, 'Service Unavailable', { close: true, retryAfterS: this.#retryAfterS });
     }
     const bad = checkRequest(req, this.#hygiene);
     if (bad) {
       this.stats.rejected++;
+      this.#refused[bad.status === 431 ? 'header_count' : 'hygiene']++;
       return sendShortAnswer(res, bad.status, bad.message, { close: true });
     }
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    if (this.#app?.handle(req, res, path)) return;
+    if (this.#app?.handle(req, res, path)) {
+      if (rec) rec.kind = 'app';
+      return;
+    }
     const host = req.headers.host;
     const match = this.#table.match(host, path);
     if (!match) {
       this.stats.notFound++;
+      this.#refused.not_found++;
       // Mongrel2's unmatched-route 404 closes the connection (§6.2).
       return sendShortAnswer(res, 404, 'Not Found', { close: true });
     }
-    void match.route.target.serve(req, res, { prefix: match.prefix, pattern: match.pattern, path });
+    const { target } = match.route;
+    if (rec) {
+      rec.kind = target.kind;
+      if (target instanceof HandlerDispatch) rec.handler = target.pool.config.sendSpec;
+    }
+    void target.serve(req, res, { prefix: match.prefix, pattern: match.pattern, path });
   }
 
   /**
@@ -308,6 +368,114 @@ export class Gateway {
     const forget = (): void => void this.#calls.delete(stop);
     call.then(forget, forget);
     return call;
+  }
+
+  /**
+   * The start command's own service for `pool` is starting or restarting:
+   * for `ms`, requests to it wait for it instead of 503 (HandlerDispatch.holdForStart).
+   */
+  holdForStart(pool: HandlerTarget, ms: number): void {
+    this.#handlers.find((h) => h.dispatch.pool === pool)?.dispatch.holdForStart(ms);
+  }
+
+  /** A supervised service died (the start command): shown on the dashboard. */
+  recordRestart(record: RestartRecord): void {
+    this.#restarts = [record, ...this.#restarts].slice(0, RESTARTS_KEPT);
+  }
+
+  /** Ready: not draining, and every Handler has at least one service that can take requests. */
+  readiness(): Readiness {
+    const reasons: string[] = [];
+    if (this.#closing) reasons.push('draining');
+    else if (!this.#server.listening && !this.#adapter) reasons.push('not listening');
+    for (const { dispatch } of this.#handlers) {
+      if (!dispatch.pool.hasPeers) reasons.push(`no service connected to Handler ${dispatch.pool.config.sendSpec}`);
+    }
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  handlerStatus(): HandlerStatus[] {
+    const metrics = this.#metrics;
+    return this.#handlers.map(({ dispatch, routes }) => {
+      const { pool, failures } = dispatch;
+      const v = pool.view();
+      const name = pool.config.sendSpec;
+      return {
+        name,
+        transport: pool.config.transport,
+        routes,
+        up: pool.hasPeers,
+        connected: v.connected,
+        services: v.services,
+        threads: v.threads,
+        creditHeld: v.creditHeld,
+        creditFree: v.creditFree,
+        inFlight: pool.pending,
+        queueDepth: v.queueDepth,
+        window: metrics ? metrics.handlerWindow(name).snapshot() : { rps: 0, count: 0, errors: 0, p50Ms: 0, p99Ms: 0 },
+        errors: { '502': failures.badReply + v.serviceLost, '503': failures.noService + v.queueRejected, '504': failures.timeout },
+        retries: v.retries,
+      };
+    });
+  }
+
+  /** /status.json (admin/status.ts). Needs `metrics` on for the windows; zeros otherwise. */
+  status(): GatewayStatus {
+    const readiness = this.readiness();
+    const metrics = this.#metrics;
+    const empty = { rps: 0, count: 0, errors: 0, p50Ms: 0, p99Ms: 0 };
+    return {
+      version: STATUS_VERSION,
+      role: 'gateway',
+      pid: process.pid,
+      startedAt: this.#startedAt.toISOString(),
+      now: new Date().toISOString(),
+      ready: readiness.ready,
+      notReady: readiness.reasons,
+      inFlight: this.#inFlight.size,
+      requests: this.stats.requests,
+      window: metrics ? metrics.all.snapshot() : empty,
+      byKind: metrics ? metrics.kindSnapshots() : { app: empty, handler: empty, dir: empty, proxy: empty },
+      handlers: this.handlerStatus(),
+      restarts: this.#restarts,
+    };
+  }
+
+  /** What the admin listener serves for this gateway. */
+  adminSource(): AdminSource {
+    const metrics = this.#metrics;
+    if (!metrics) throw new Error('the admin listener needs a gateway made with { metrics: true }');
+    return { metrics: () => metrics.metrics(), status: () => this.status(), readiness: () => this.readiness() };
+  }
+
+  #makeMetrics(): GatewayMetrics {
+    return new GatewayMetrics({
+      inFlight: () => this.#inFlight.size,
+      handlers: () => this.handlerStatus(),
+      bytes: () => this.#bytes,
+      refused: () => this.#refused,
+      failures: () =>
+        this.#handlers.flatMap(({ dispatch }) => {
+          const handler = dispatch.pool.config.sendSpec;
+          const f = dispatch.failures;
+          const v = dispatch.pool.view();
+          return [
+            [{ handler, status: '503', cause: 'no_service' }, f.noService],
+            [{ handler, status: '503', cause: 'no_credit' }, v.queueRejected],
+            [{ handler, status: '413', cause: 'too_large' }, f.tooLarge],
+            [{ handler, status: '504', cause: 'timeout' }, f.timeout],
+            [{ handler, status: '502', cause: 'bad_reply' }, f.badReply],
+            [{ handler, status: '502', cause: 'service_lost' }, v.serviceLost],
+          ] as const;
+        }),
+      queueWait: () =>
+        this.#handlers.flatMap(({ dispatch }) => {
+          const pool = dispatch.pool;
+          return pool instanceof LinkPool ? [{ handler: pool.config.sendSpec, ...pool.queueWait }] : [];
+        }),
+      linkServices: () =>
+        this.#handlers.flatMap(({ dispatch }) => dispatch.pool.view().reports.map((r) => ({ handler: dispatch.pool.config.sendSpec, service: r.service, metrics: r.metrics }))),
+    });
   }
 
   /** Graceful stop (see the shutdown order above). Resolves true if everything drained in time. */

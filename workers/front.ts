@@ -28,4 +28,10 @@ export interface Front {
   close(): Promise<void>;
   /** For the service's log lines. */
   readonly describe: Record<string, unknown>;
+  /**
+   * /readyz: why the front is not ready to deliver requests (link: not registered
+   * with the gateway), or undefined when it is. Fronts without a handshake
+   * (PUSH/SUB, Brubeck) are ready once connected.
+   */
+  notReady?(): string | undefined;
 }

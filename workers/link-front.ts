@@ -28,7 +28,12 @@ export interface LinkFrontOptions {
   /** CURVE client keys (this service's pair and the gateway's public key). */
   curve?: CurveConfig | undefined;
   log: Logger;
+  /** The service's metrics for the gateway (METRICS, protocol/m2gate-link.md): sent on registering and every REPORT_EVERY_MS. */
+  report?: (() => Promise<Buffer>) | undefined;
 }
+
+/** How often a service sends its METRICS report: often enough for a dashboard, rare enough to cost nothing. */
+const REPORT_EVERY_MS = 5000;
 
 const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
 const BYE = encodeLink({ command: 'BYE' });
@@ -36,7 +41,9 @@ const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
 export class LinkFront implements Front {
-  readonly #opts: Required<Omit<LinkFrontOptions, 'log' | 'curve'>>;
+  readonly #opts: Required<Omit<LinkFrontOptions, 'log' | 'curve' | 'report'>>;
+  readonly #report: (() => Promise<Buffer>) | undefined;
+  #reporter: NodeJS.Timeout | undefined;
   readonly #socketOptions: CurveSocketOptions;
   readonly #log: Logger;
   #events!: FrontEvents;
@@ -60,6 +67,22 @@ export class LinkFront implements Front {
     this.#liveness = new Liveness({ heartbeatMs, liveness }, 0);
     this.#socketOptions = clientSocketOptions(options.curve);
     this.#log = options.log;
+    this.#report = options.report;
+  }
+
+  notReady(): string | undefined {
+    return this.#registered ? undefined : `not registered with the gateway at ${this.#opts.endpoint}`;
+  }
+
+  #sendReport(): void {
+    const report = this.#report;
+    if (!report || !this.#registered || this.#leaving) return;
+    report().then(
+      (bytes) => {
+        if (this.#registered) this.#write(encodeLink({ command: 'METRICS', report: bytes }));
+      },
+      (err: unknown) => this.#log.warn({ err }, 'metrics report failed'),
+    );
   }
 
   get describe(): Record<string, unknown> {
@@ -75,6 +98,10 @@ export class LinkFront implements Front {
     this.#events = events;
     this.#open();
     this.#ticker = setInterval(() => this.#tick(), this.#opts.heartbeatMs);
+    if (this.#report) {
+      this.#reporter = setInterval(() => this.#sendReport(), REPORT_EVERY_MS);
+      this.#reporter.unref();
+    }
   }
 
   #open(): void {
@@ -119,6 +146,8 @@ export class LinkFront implements Front {
       this.#registered = true;
       this.#losses = 0;
       this.#log.info({ connect: this.#opts.endpoint, credit: this.#opts.credit }, 'connected to the gateway');
+      // The gateway shows this service's numbers from its first seconds on.
+      setImmediate(() => this.#sendReport());
     }
     switch (message.command) {
       case 'REQUEST':
@@ -195,6 +224,7 @@ export class LinkFront implements Front {
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#ticker);
+    clearInterval(this.#reporter);
     clearTimeout(this.#reconnect);
     const socket = this.#socket;
     if (!socket) return;

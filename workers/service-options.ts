@@ -48,12 +48,14 @@ export interface ServiceOptions {
   maxHeapMb?: number | undefined;
   /** CURVE client keys for the sockets to the front (this service's pair and the front's public key). */
   curve?: CurveConfig | undefined;
+  /** Keep metrics (admin/service-metrics.ts) for an admin listener and, over the link, for the gateway. Off by default. */
+  metrics?: boolean;
   logger?: Logger;
 }
 
 /** The options with every default applied (the logger is the Service's own). */
 export type ResolvedServiceOptions = Required<
-  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck'>
+  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck' | 'metrics'>
 > & {
   brubeck: BrubeckFrontConfig | undefined;
   curve: CurveConfig | undefined;

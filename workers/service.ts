@@ -18,6 +18,7 @@
  * link-front.ts (the sockets).
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
@@ -37,6 +38,8 @@ import { checkEndpoints } from './endpoint-probe.js';
 import { resolveServiceOptions, type ResolvedServiceOptions, type ServiceOptions } from './service-options.js';
 import type { RunResult, RunTask } from './task.js';
 import { ThreadPool } from './thread-pool.js';
+import { ServiceMetrics } from '../admin/service-metrics.js';
+import type { AdminSource, Readiness } from '../admin/admin-server.js';
 
 export type { ServiceOptions } from './service-options.js';
 
@@ -93,6 +96,8 @@ export class Service {
   /** Each route's own timeout (by route index), when it sets one. */
   #routeTimeouts: Array<number | undefined> = [];
   #front!: Front;
+  /** start() has set up the pool and the front. */
+  #running = false;
   #credit!: CreditLedger;
   #aborts!: TaskAborts<Pending>;
   /** Dispatched tasks someone still waits for: the queue limit counts these. */
@@ -101,11 +106,43 @@ export class Service {
   readonly #order = new ConnectionOrder<Pending>({ deliver: (p) => this.#deliver(p), discard: (p) => this.#drop(p) });
   readonly #inFlight = new InFlight<Pending>();
   #closing = false;
+  readonly #metrics: ServiceMetrics | undefined;
+  readonly #linkName: string;
 
   constructor(options: ServiceOptions) {
     this.#opts = resolveServiceOptions(options);
     this.log = options.logger ?? pino({ base: { component: 'service' } });
     this.#expectEncoding = options.expectEncoding;
+    this.#linkName = options.senderId ?? `${hostname()}/${process.pid}`;
+    this.#metrics = options.metrics
+      ? new ServiceMetrics({
+          stats: this.stats,
+          liveTasks: () => this.#live,
+          queuedTasks: () => (this.#running ? this.#pool.queueSize : 0),
+          threads: () => (this.#running ? this.#pool.threads : 0),
+          utilization: () => (this.#running ? this.#pool.utilization : 0),
+          workerRestarts: () => (this.#running ? this.#pool.restarts : 0),
+        })
+      : undefined;
+  }
+
+  /** /readyz: started, not draining, and the front delivering requests. */
+  readiness(): Readiness {
+    const reasons: string[] = [];
+    if (this.#closing) reasons.push('draining');
+    if (!this.#running) reasons.push('starting');
+    else {
+      const why = this.#front.notReady?.();
+      if (why !== undefined) reasons.push(why);
+    }
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  /** What the service's admin listener serves. */
+  adminSource(): AdminSource {
+    const metrics = this.#metrics;
+    if (!metrics) throw new Error('the admin listener needs a service made with { metrics: true }');
+    return { metrics: () => metrics.metrics(), readiness: () => this.readiness() };
   }
 
   get workers(): number {
@@ -149,11 +186,13 @@ export class Service {
             endpoint: connect,
             credit: this.#opts.credit,
             threads: workers,
-            name: this.#opts.senderId,
+            // The gateway's logs and dashboard name the service by this.
+            name: this.#linkName,
             heartbeatMs: this.#opts.heartbeatMs,
             liveness: this.#opts.liveness,
             curve: this.#opts.curve,
             log: this.log,
+            report: this.#metrics && (async () => Buffer.from(JSON.stringify(await this.#metrics!.registry.getMetricsAsJSON()))),
           });
     this.#credit = new CreditLedger(this.#front);
     this.#front.connect({
@@ -165,6 +204,7 @@ export class Service {
         if (held > 0) this.log.warn({ abandoned: held }, 'the front went away: the requests it sent are forgotten');
       },
     });
+    this.#running = true;
     this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, senderId: this.#opts.senderId }, 'service started');
   }
 
@@ -331,6 +371,7 @@ export class Service {
 
   #logRequest(p: Pending, waitMs: number): void {
     const ms = now() - p.enqueuedAt;
+    this.#metrics?.taskDone(p.route?.pattern ?? 'unrouted', ms / 1000);
     this.log.info(
       { route: p.route?.pattern ?? null, method: p.req.headers.METHOD, path: p.req.path, status: p.status, ms: round(ms), waitMs: round(Math.max(0, waitMs)), connId: p.req.connId },
       'request',

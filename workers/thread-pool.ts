@@ -31,9 +31,29 @@ export type DescribedRoutes = DescribeResult['routes'];
 
 export class ThreadPool {
   readonly #pool: Piscina<WorkerTask, RunResult | DescribeResult>;
+  #destroying = false;
+  /** Threads that exited while the pool was up (each is replaced by piscina). */
+  restarts = 0;
 
   private constructor(pool: Piscina<WorkerTask, RunResult | DescribeResult>) {
     this.#pool = pool;
+    pool.on('workerDestroy', () => {
+      if (!this.#destroying) this.restarts++;
+    });
+  }
+
+  /** piscina's share of thread capacity spent running tasks since start (0..1). */
+  get utilization(): number {
+    return this.#pool.utilization;
+  }
+
+  /** Tasks waiting in piscina's queue for a thread. */
+  get queueSize(): number {
+    return this.#pool.queueSize;
+  }
+
+  get threads(): number {
+    return this.#pool.threads.length;
   }
 
   /**
@@ -107,6 +127,7 @@ export class ThreadPool {
 
   /** Ends every thread; queued tasks are rejected. */
   destroy(): Promise<void> {
+    this.#destroying = true;
     return this.#pool.destroy();
   }
 }
