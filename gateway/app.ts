@@ -81,12 +81,12 @@ export class AppRoutes {
   readonly #handlers: AppHandler[];
   readonly #host: AppHost;
 
-  /** @throws Error naming a malformed route or handler. */
+  /** @throws M2gateError (M2G_ERR_MODULE) naming a handler that is not a function; Error for a malformed route key. */
   constructor(definition: unknown, host: AppHost) {
-    if (typeof definition !== 'object' || definition === null) throw new Error('the app module must default-export an object of routes');
+    if (typeof definition !== 'object' || definition === null) throw new M2gateError(ERROR_CODES.MODULE, 'the app module must default-export an object of routes');
     const entries = Object.entries(definition as Record<string, unknown>).map(([pattern, value]) => {
       const handler = typeof value === 'function' ? value : (value as { handler?: unknown } | null)?.handler;
-      if (typeof handler !== 'function') throw new Error(`app route '${pattern}': expected a function or { handler }`);
+      if (typeof handler !== 'function') throw new M2gateError(ERROR_CODES.MODULE, `app route '${pattern}': expected a function or { handler }`);
       return { pattern, handler: handler as AppHandler };
     });
     this.#routes = compileRoutes(entries);

@@ -35,6 +35,7 @@ export const ERRORS = {
   SERVICE_LOST: { code: 'M2G_ERR_SERVICE_LOST', status: 502, level: 'error', doc: 'The service holding the request died before answering it and it could not be retried.' },
   BRUBECK: { code: 'M2G_ERR_BRUBECK', status: 400, level: 'warn', doc: 'A brubeck-service message (docs/brubeck-service-wire.md) is malformed, or a value cannot travel in one.' },
   OPTION: { code: 'M2G_ERR_OPTION', level: 'error', doc: 'An option given through the API is out of range or contradicts another (workers, credit, endpoints...).' },
+  MODULE: { code: 'M2G_ERR_MODULE', level: 'error', doc: 'A routes or app module failed to load, or its default export is not an object of routes.' },
   USAGE: { code: 'M2G_ERR_USAGE', level: 'error', doc: 'The command line is wrong (an unknown flag, a missing or malformed value); the CLI exits 2.' },
 } as const satisfies Record<string, ErrorSpec>;
 
