@@ -1,7 +1,7 @@
 // The public API of m2gate. Everything users may import is re-exported here by name.
 
 // Errors
-export { M2gateError, ProtocolError, ERROR_CODES, type ErrorCode } from './protocol/errors.js';
+export { M2gateError, ProtocolError, ERRORS, ERROR_CODES, errorSpec, type ErrorCode, type ErrorKey, type ErrorLevel, type ErrorSpec } from './protocol/errors.js';
 
 // tnetstrings
 export {

@@ -1,9 +1,13 @@
 /** Shared pieces of the command line: usage errors, env mirrors, number flags. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ERROR_CODES, M2gateError, type M2gateErrorOptions } from '../protocol/errors.js';
 
-/** A usage error: printed to stderr, exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
+/** A usage error (M2G_ERR_USAGE): printed to stderr, exit code 2. */
+export class UsageError extends M2gateError {
+  constructor(message: string, options?: M2gateErrorOptions) {
+    super(ERROR_CODES.USAGE, message, options);
+    this.name = 'UsageError';
+  }
 }
 
 /**

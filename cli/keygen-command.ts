@@ -30,7 +30,7 @@ export function keygenCommand(argv: string[]): void {
       strict: true,
     }));
   } catch (err) {
-    throw new UsageError((err as Error).message.split(/\.\s|\n/)[0]);
+    throw new UsageError((err as Error).message.split(/\.\s|\n/)[0] ?? (err as Error).message);
   }
   if (values.help) {
     process.stdout.write(KEYGEN_HELP);

@@ -100,14 +100,14 @@ export interface CompiledApp {
  * @throws Error naming a malformed route, handler or timeoutMs.
  */
 export function compileApp(definition: unknown): CompiledApp {
-  if (typeof definition !== 'object' || definition === null) throw new Error('the app module must default-export an object of routes');
+  if (typeof definition !== 'object' || definition === null) throw new M2gateError(ERROR_CODES.MODULE, 'the app module must default-export an object of routes');
   const entries = Object.entries(definition as Record<string, unknown>).map(([pattern, value]) => {
     if (typeof value === 'function') return { pattern, timeoutMs: undefined, handler: value as AppHandler };
     const options = value as Partial<AppRouteOptions> | null;
-    if (typeof options?.handler !== 'function') throw new Error(`app route '${pattern}': expected a function or { handler, timeoutMs? }`);
+    if (typeof options?.handler !== 'function') throw new M2gateError(ERROR_CODES.MODULE, `app route '${pattern}': expected a function or { handler, timeoutMs? }`);
     const { timeoutMs } = options;
     if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
-      throw new Error(`app route '${pattern}': timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
+      throw new M2gateError(ERROR_CODES.MODULE, `app route '${pattern}': timeoutMs must be a positive integer (got ${String(timeoutMs)})`);
     }
     return { pattern, timeoutMs, handler: options.handler };
   });
@@ -131,7 +131,7 @@ export class AppRoutes {
   readonly #defaultTimeoutMs: number;
   readonly #deadlines = new DeadlineSweep();
 
-  /** @throws Error naming a malformed route or handler (see {@link compileApp}). */
+  /** @throws M2gateError (M2G_ERR_MODULE) naming a malformed route or handler (see {@link compileApp}). */
   constructor(definition: unknown, host: AppHost) {
     ({ routes: this.#routes, handlers: this.#handlers, timeouts: this.#timeouts } = compileApp(definition));
     this.#logs = this.#routes.map((r) => host.log.child({ route: r.pattern }));
@@ -220,7 +220,7 @@ export class AppRoutes {
     const deadline = this.#deadlines.add(timeoutMs, () => {
       timedOut = true;
       if (host.stats.timedOut !== undefined) host.stats.timedOut++;
-      const err = new M2gateError(ERROR_CODES.APP_TIMEOUT, `app route '${route.pattern}' did not answer within ${timeoutMs} ms`, { statusCode: 504 });
+      const err = new M2gateError(ERROR_CODES.APP_TIMEOUT, `app route '${route.pattern}' did not answer within ${timeoutMs} ms`);
       abort(err);
       fail(res, err, log);
     });

@@ -67,7 +67,7 @@ interface Waiter {
 }
 
 const badReply = (message: string, cause?: unknown): M2gateError =>
-  new M2gateError(ERROR_CODES.BAD_REPLY, `the Brubeck service's response ${message}`, { statusCode: 502, cause });
+  new M2gateError(ERROR_CODES.BAD_REPLY, `the Brubeck service's response ${message}`, { cause });
 
 export class BrubeckClient {
   readonly name: string;
@@ -144,11 +144,11 @@ export class BrubeckClient {
       try {
         message = this.#encode(target, init, connId, handleResponse);
       } catch (err) {
-        reject(new M2gateError(ERROR_CODES.BRUBECK, `cannot call ${url}: ${(err as Error).message}`, { statusCode: 400, cause: err }));
+        reject(new M2gateError(ERROR_CODES.BRUBECK, `cannot call ${url}: ${(err as Error).message}`, { cause: err }));
         return;
       }
       if (!this.hasPeers) {
-        reject(new M2gateError(ERROR_CODES.NO_HANDLER, `no Brubeck service is connected to ${this.#config.serviceAddr} for ${url}`, { statusCode: 503 }));
+        reject(new M2gateError(ERROR_CODES.NO_HANDLER, `no Brubeck service is connected to ${this.#config.serviceAddr} for ${url}`));
         return;
       }
       const timeoutMs = init.timeoutMs ?? defaultTimeoutMs;
@@ -162,11 +162,11 @@ export class BrubeckClient {
         if (err) reject(err);
         else resolve(reply!);
       };
-      const timer = setTimeout(() => finish(new M2gateError(ERROR_CODES.CALL_TIMEOUT, `no response from ${url} within ${timeoutMs} ms`, { statusCode: 504 })), timeoutMs);
+      const timer = setTimeout(() => finish(new M2gateError(ERROR_CODES.CALL_TIMEOUT, `no response from ${url} within ${timeoutMs} ms`)), timeoutMs);
       const onAbort = (): void => finish(new M2gateError(ERROR_CODES.CALL_ABORTED, `call to ${url} aborted`));
       this.#waiting.set(connId, { settle: finish });
-      if (!this.#out.send(message, (err) => finish(new M2gateError(ERROR_CODES.NO_HANDLER, `the request to ${url} could not be sent`, { statusCode: 503, cause: err })))) {
-        finish(new M2gateError(ERROR_CODES.NO_HANDLER, `the send queue to ${this.#config.serviceAddr} is full`, { statusCode: 503 }));
+      if (!this.#out.send(message, (err) => finish(new M2gateError(ERROR_CODES.NO_HANDLER, `the request to ${url} could not be sent`, { cause: err })))) {
+        finish(new M2gateError(ERROR_CODES.NO_HANDLER, `the send queue to ${this.#config.serviceAddr} is full`));
         return;
       }
       this.stats.sent++;
@@ -320,7 +320,7 @@ export class BrubeckClients {
     const slash = rest.indexOf('/');
     const name = slash < 0 ? rest : rest.slice(0, slash);
     const client = this.#clients.get(name);
-    if (!client) return Promise.reject(new M2gateError(ERROR_CODES.NO_ROUTE, `no Brubeck service is named '${name}' (--brubeck-service)`, { statusCode: 404 }));
+    if (!client) return Promise.reject(new M2gateError(ERROR_CODES.NO_ROUTE, `no Brubeck service is named '${name}' (--brubeck-service)`));
     return client.call(slash < 0 ? '/' : rest.slice(slash), init, defaultTimeoutMs, handleResponse);
   }
 

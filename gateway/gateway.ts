@@ -357,7 +357,7 @@ export class Gateway {
     const match = this.#table.match(undefined, q < 0 ? path : path.slice(0, q));
     const target = match?.route.target;
     if (match === undefined || !(target instanceof HandlerDispatch)) {
-      return Promise.reject(new M2gateError(ERROR_CODES.NO_ROUTE, `no Handler route serves ${path}`, { statusCode: 404 }));
+      return Promise.reject(new M2gateError(ERROR_CODES.NO_ROUTE, `no Handler route serves ${path}`));
     }
     // A call nobody waits for (ctx.send) must not outlive the gateway: its timer
     // would keep the process up to the handler timeout after close().

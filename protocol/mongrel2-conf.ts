@@ -43,7 +43,8 @@ export interface Mongrel2Config {
 }
 
 /**
- * A syntax or semantic error in a config file; the message starts with `file:line:column:`.
+ * A syntax or semantic error in a config file (registry code M2G_ERR_CONFIG: no HTTP status,
+ * level 'error'); the message starts with `file:line:column:`.
  * Lines and columns count from 1; a column counts UTF-16 code units (a tab is one).
  */
 export class ConfigError extends M2gateError {

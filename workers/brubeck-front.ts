@@ -18,7 +18,7 @@
  */
 import { Publisher, Pull, Router } from 'zeromq';
 import type { Logger } from 'pino';
-import { ProtocolError } from '../protocol/errors.js';
+import { ERROR_CODES, M2gateError, ProtocolError } from '../protocol/errors.js';
 import { decodeBrubeckRequest, encodeBrubeckResponse, type BrubeckRequest } from '../protocol/brubeck-wire.js';
 import { encodeRequest } from '../protocol/m2-request.js';
 import { parseReply } from '../protocol/m2-reply.js';
@@ -61,7 +61,7 @@ const HEADER_FIELDS = ['connId', 'requestTs', 'originSenderId', 'originConnId', 
 /**
  * Tries both endpoints on a throwaway PUB (which never takes a message).
  *
- * @throws Error naming the endpoint zeromq rejects.
+ * @throws M2gateError (M2G_ERR_OPTION) naming the endpoint zeromq rejects.
  */
 export function checkBrubeckEndpoints(config: Pick<BrubeckFrontConfig, 'serviceAddr' | 'responseAddr'>): void {
   const probe = new Publisher({ linger: 0 });
@@ -70,7 +70,7 @@ export function checkBrubeckEndpoints(config: Pick<BrubeckFrontConfig, 'serviceA
       try {
         probe.connect(spec);
       } catch (err) {
-        throw new Error(`invalid endpoint '${spec}': ${(err as Error).message}`, { cause: err });
+        throw new M2gateError(ERROR_CODES.OPTION, `invalid endpoint '${spec}': ${(err as Error).message}`, { cause: err });
       }
     }
   } finally {

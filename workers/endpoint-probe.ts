@@ -8,11 +8,12 @@
  * front's PUSH the handshake fails, to its SUB it sends nothing.
  */
 import { Publisher } from 'zeromq';
+import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 
 /**
  * Connects a throwaway PUB (linger 0) to each endpoint, then closes it.
  *
- * @throws Error naming the endpoint zeromq rejects (the zeromq error as `cause`).
+ * @throws M2gateError (M2G_ERR_OPTION) naming the endpoint zeromq rejects (the zeromq error as `cause`).
  */
 export function checkEndpoints(specs: readonly string[]): void {
   const probe = new Publisher({ linger: 0 });
@@ -21,7 +22,7 @@ export function checkEndpoints(specs: readonly string[]): void {
       try {
         probe.connect(spec);
       } catch (err) {
-        throw new Error(`invalid endpoint '${spec}': ${(err as Error).message}`, { cause: err });
+        throw new M2gateError(ERROR_CODES.OPTION, `invalid endpoint '${spec}': ${(err as Error).message}`, { cause: err });
       }
     }
   } finally {

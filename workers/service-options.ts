@@ -76,26 +76,26 @@ function defaultRoutesModule(): string {
 /**
  * Checks the options and fills in the defaults.
  *
- * @throws Error when workers or credit are out of range, or the front is given
- *   both ways (connect and send/recv) or neither.
+ * @throws M2gateError (M2G_ERR_OPTION) when workers or credit are out of range, or the
+ *   front is given both ways (connect and send/recv) or neither.
  * @throws M2gateError (M2G_ERR_CONFIG) when CURVE is on without the front's public key.
  */
 export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceOptions {
   const workers = options.workers ?? availableParallelism();
-  if (!(Number.isInteger(workers) && workers >= 1)) throw new Error('workers must be a positive integer');
+  if (!(Number.isInteger(workers) && workers >= 1)) throw new M2gateError(ERROR_CODES.OPTION, 'workers must be a positive integer');
   const send = options.send ?? [];
   const recv = options.recv ?? [];
-  if (options.brubeck !== undefined && (options.connect !== undefined || send.length > 0 || recv.length > 0)) throw new Error('brubeck excludes connect and send/recv');
+  if (options.brubeck !== undefined && (options.connect !== undefined || send.length > 0 || recv.length > 0)) throw new M2gateError(ERROR_CODES.OPTION, 'brubeck excludes connect and send/recv');
   if (options.connect !== undefined) {
-    if (send.length > 0 || recv.length > 0) throw new Error('connect (the m2gate link) and send/recv (Mongrel2) exclude each other');
+    if (send.length > 0 || recv.length > 0) throw new M2gateError(ERROR_CODES.OPTION, 'connect (the m2gate link) and send/recv (Mongrel2) exclude each other');
   } else if (options.brubeck === undefined && (send.length === 0 || recv.length === 0)) {
-    throw new Error('at least one send and one recv endpoint are needed (or connect, for the m2gate link)');
+    throw new M2gateError(ERROR_CODES.OPTION, 'at least one send and one recv endpoint are needed (or connect, for the m2gate link)');
   }
   if (options.curve !== undefined && options.curve.serverKey === undefined) {
     throw new M2gateError(ERROR_CODES.CONFIG, "CURVE is on but the front's public key is missing (--curve-server-key / M2GATE_CURVE_SERVER_KEY)");
   }
   const credit = options.credit ?? 32 * workers;
-  if (!(Number.isInteger(credit) && credit >= 1 && credit <= 999_999)) throw new Error('credit must be an integer from 1 to 999999');
+  if (!(Number.isInteger(credit) && credit >= 1 && credit <= 999_999)) throw new M2gateError(ERROR_CODES.OPTION, 'credit must be an integer from 1 to 999999');
   return {
     routesModule: options.routesModule ?? defaultRoutesModule(),
     send,

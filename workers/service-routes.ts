@@ -4,6 +4,7 @@
  * 404/405 without a thread hop; the worker threads read the same module in the
  * same order and run the function at the index the main thread matched.
  */
+import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import type { HeaderMap } from '../protocol/m2-request.js';
 import type { RouteResponse } from '../protocol/route-result.js';
 
@@ -63,18 +64,18 @@ export interface ServiceRouteEntry {
 /**
  * Reads a routes module's default export into entries, in definition order.
  *
- * @throws Error naming the key whose value is not a function or `{ handler }`.
+ * @throws M2gateError (M2G_ERR_MODULE) naming the key whose value is not a function or `{ handler }`.
  */
 export function readServiceRoutes(def: unknown): ServiceRouteEntry[] {
-  if (typeof def !== 'object' || def === null) throw new Error('the routes module must default-export an object of routes');
+  if (typeof def !== 'object' || def === null) throw new M2gateError(ERROR_CODES.MODULE, 'the routes module must default-export an object of routes');
   return Object.entries(def).map(([pattern, value]: [string, unknown]) => {
     if (typeof value === 'function') return { pattern, timeoutMs: undefined, handler: value as RouteHandler };
     const options = value as Partial<RouteOptions> | null;
     if (typeof options !== 'object' || options === null || typeof options.handler !== 'function') {
-      throw new Error(`route '${pattern}': expected a function or { handler, timeoutMs? }`);
+      throw new M2gateError(ERROR_CODES.MODULE, `route '${pattern}': expected a function or { handler, timeoutMs? }`);
     }
     if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
-      throw new Error(`route '${pattern}': timeoutMs must be a positive number`);
+      throw new M2gateError(ERROR_CODES.MODULE, `route '${pattern}': timeoutMs must be a positive number`);
     }
     return { pattern, timeoutMs: options.timeoutMs, handler: options.handler };
   });

@@ -8,6 +8,7 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import type { Logger } from 'pino';
 import type { AbortShared } from './abort-protocol.js';
 import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
@@ -105,7 +106,7 @@ export class ThreadPool {
       // keep at least its kind ("SyntaxError: Unexpected token ';'").
       const { name, message } = err as Error;
       const why = name && name !== 'Error' ? `${name}: ${message}` : message;
-      throw new Error(`cannot load routes module ${routesModule}: ${why}`, { cause: err });
+      throw new M2gateError(ERROR_CODES.MODULE, `cannot load routes module ${routesModule}: ${why}`, { cause: err });
     }
   }
 

@@ -8,6 +8,7 @@
 import { threadId, workerData } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { encodeReply } from '../protocol/m2-reply.js';
 import { parseQuery } from '../protocol/method-router.js';
 import { readServiceRoutes, type ServiceRouteEntry, type ServiceRequest } from './service-routes.js';
@@ -34,7 +35,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
     return { ...base, status: 0, reply: new Uint8Array(0), finishedAt: now(), aborted: true };
   }
   const entry = (await routes())[task.route];
-  if (entry === undefined) throw new Error(`no route #${task.route} in the routes module`);
+  if (entry === undefined) throw new M2gateError(ERROR_CODES.MODULE, `no route #${task.route} in the routes module`);
   const signal = aborts.track(task.slot, task.id);
   const request: ServiceRequest = {
     method: task.method,

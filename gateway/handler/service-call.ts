@@ -88,7 +88,7 @@ class CallSink implements ReplySink {
     try {
       this.#parser.push(body);
     } catch (err) {
-      this.settle(new M2gateError(ERROR_CODES.BAD_REPLY, `the handler's reply is not valid HTTP: ${(err as Error).message}`, { statusCode: 502, cause: err }));
+      this.settle(new M2gateError(ERROR_CODES.BAD_REPLY, `the handler's reply is not valid HTTP: ${(err as Error).message}`, { cause: err }));
     }
   }
 
@@ -96,15 +96,15 @@ class CallSink implements ReplySink {
     try {
       this.#parser.close();
     } catch (err) {
-      this.settle(new M2gateError(ERROR_CODES.BAD_REPLY, `the handler closed before a complete reply: ${(err as Error).message}`, { statusCode: 502, cause: err }));
+      this.settle(new M2gateError(ERROR_CODES.BAD_REPLY, `the handler closed before a complete reply: ${(err as Error).message}`, { cause: err }));
     }
   }
 
   onFail(status: 502 | 503, message: string): void {
     this.settle(
       status === 503
-        ? new M2gateError(ERROR_CODES.NO_HANDLER, `no service could take the call in time: ${message}`, { statusCode: 503 })
-        : new M2gateError(ERROR_CODES.SERVICE_LOST, `the service died before answering: ${message}`, { statusCode: 502 }),
+        ? new M2gateError(ERROR_CODES.NO_HANDLER, `no service could take the call in time: ${message}`)
+        : new M2gateError(ERROR_CODES.SERVICE_LOST, `the service died before answering: ${message}`),
     );
   }
 }
@@ -144,7 +144,7 @@ export function serviceCall(target: CallTarget, url: string, init: CallInit, def
     let done = false;
     const timeoutMs = init.timeoutMs ?? defaultTimeoutMs;
     const timer = setTimeout(() => {
-      finish(new M2gateError(ERROR_CODES.CALL_TIMEOUT, `no reply from ${url} within ${timeoutMs} ms`, { statusCode: 504 }), undefined, true);
+      finish(new M2gateError(ERROR_CODES.CALL_TIMEOUT, `no reply from ${url} within ${timeoutMs} ms`), undefined, true);
     }, timeoutMs);
     const onAbort = (): void => {
       finish(new M2gateError(ERROR_CODES.CALL_ABORTED, `call to ${url} aborted`), undefined, true);
@@ -167,13 +167,13 @@ export function serviceCall(target: CallTarget, url: string, init: CallInit, def
       // encodeRequest refuses what cannot travel in a Mongrel2 message (a space in the path, ...).
       done = true;
       clearTimeout(timer);
-      reject(new M2gateError(ERROR_CODES.REQUEST, `cannot call ${url}: ${(err as Error).message}`, { statusCode: 400, cause: err }));
+      reject(new M2gateError(ERROR_CODES.REQUEST, `cannot call ${url}: ${(err as Error).message}`, { cause: err }));
       return;
     }
     if (!sent) {
       done = true;
       clearTimeout(timer);
-      reject(new M2gateError(ERROR_CODES.NO_HANDLER, `no handler is connected for ${url}`, { statusCode: 503 }));
+      reject(new M2gateError(ERROR_CODES.NO_HANDLER, `no handler is connected for ${url}`));
       return;
     }
     signal?.addEventListener('abort', onAbort, { once: true });
