@@ -26,9 +26,12 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// `m2gate start` opens its admin listener on 127.0.0.1:6768 by default; tests start many at
+// once, so each gets a free port of its own (logged as 'admin listening') unless it sets --admin.
+const env = { ...process.env, M2GATE_ADMIN: process.env.M2GATE_ADMIN ?? '127.0.0.1:0' };
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env },
 );
 process.exit(result.status ?? 1);
