@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Gateway } from '../gateway/gateway.js';
 import { compileApp } from '../gateway/app.js';
 import { COMMON_OPTIONS, intFlag, logLevelFlag, parseWithEnv, StartupError, UsageError, type FlagValues } from './args.js';
@@ -13,6 +13,7 @@ import { describeStartFailure } from './startup-failure.js';
 import { packageVersion } from './package-root.js';
 import { ADMIN_HELP, ADMIN_OPTIONS, adminFromFlags, startAdmin } from './admin-flag.js';
 import type { AdminServer } from '../admin/admin-server.js';
+import { fileAccessLog, loggerAccessLog, type AccessLog } from '../gateway/access-log.js';
 
 export const GATEWAY_HELP = `Usage: m2gate gateway [--config FILE] [--server NAME_OR_UUID] [options]
 
@@ -39,6 +40,9 @@ Options (each also read from the environment variable shown):
   --link-queue N        link: requests that may wait for credit (default 256)  M2GATE_LINK_QUEUE
   --link-queue-timeout MS  link: longest wait for credit before 503 (10000)    M2GATE_LINK_QUEUE_TIMEOUT
   --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (info)  M2GATE_LOG_LEVEL
+  --access-log WHERE    one line per request: FILE (Combined Log Format),     M2GATE_ACCESS_LOG
+                        'config' (the Server's access_log), '-' (NDJSON on
+                        stdout) or 'off' (default: off)
 ${ADMIN_HELP}${BRUBECK_GATEWAY_HELP}${GATEWAY_CURVE_HELP}  -h, --help            this text
   -v, --version         print the version
 
@@ -62,6 +66,7 @@ export const GATEWAY_OPTIONS = {
   'link-queue': { type: 'string' },
   'link-queue-timeout': { type: 'string' },
   'log-level': { type: 'string' },
+  'access-log': { type: 'string' },
   ...ADMIN_OPTIONS,
   ...GATEWAY_CURVE_OPTIONS,
   ...BRUBECK_GATEWAY_OPTIONS,
@@ -93,6 +98,20 @@ async function loadApp(values: FlagValues): Promise<unknown> {
     throw new StartupError(`--app ${file}: ${(err as Error).message}`);
   }
   return mod.default;
+}
+
+/** `--access-log`: a file, the config's `access_log`, `-` for stdout, or off. */
+function accessLogFromFlags(values: FlagValues, loaded: LoadedConfig, logger: Logger): AccessLog | undefined {
+  const where = values['access-log'] as string | undefined;
+  if (where === undefined || where === 'off') return undefined;
+  if (where === '-') return loggerAccessLog(logger);
+  // Mongrel2 resolves access_log against its working directory; the gateway against the config's folder, as Dir bases.
+  const file = where === 'config' ? resolve(loaded.cwd, loaded.server.accessLog) : resolve(where);
+  try {
+    return fileAccessLog(file);
+  } catch (err) {
+    throw new StartupError(`--access-log ${where}: cannot open ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 function mongrel2Specs(value: string | undefined): { sendSpec: string; recvSpec: string } | undefined {
@@ -129,6 +148,7 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
     headersTimeoutMs: intFlag(values, 'headers-timeout', 1),
     requestTimeoutMs: intFlag(values, 'request-timeout', 1),
+    accessLog: accessLogFromFlags(values, loaded, logger),
     logger,
     app: await loadApp(values),
     mongrel2,

@@ -36,6 +36,8 @@ Options (each also read from the environment variable shown):
   --liveness N          link: silent intervals before the gateway is lost (default 3)   M2GATE_LIVENESS
   --workers N           worker threads, 1 to 1024 (default: number of cores)          M2GATE_WORKERS
   --sender-id ID        names this process in logs (default: random UUID)              M2GATE_SENDER_ID
+  --log-requests        one 'request' log line per request (default: off; costs     M2GATE_LOG_REQUESTS
+                        a stdout write per request)
   --protocol P          json or tnetstring: the Handler's header encoding; both are
                         always parsed, this only warns on a mismatch                     M2GATE_PROTOCOL
   --timeout MS          per-request timeout, routes may override (default 30000)        M2GATE_TIMEOUT
@@ -71,6 +73,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       liveness: { type: 'string' },
       workers: { type: 'string' },
       'sender-id': { type: 'string' },
+      'log-requests': { type: 'boolean' },
       protocol: { type: 'string' },
       timeout: { type: 'string' },
       'max-queue': { type: 'string' },
@@ -122,6 +125,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     liveness: intFlag(values, 'liveness', 2),
     workers: workersFlag(values),
     senderId: values['sender-id'] as string | undefined,
+    logRequests: values['log-requests'] === true,
     expectEncoding: protocol,
     timeoutMs: intFlag(values, 'timeout', 1),
     maxQueue: intFlag(values, 'max-queue', 0),

@@ -54,6 +54,9 @@ Options (each also read from the environment variable shown):
   --admin HOST:PORT     admin listener: /metrics, /status.json, /healthz,    M2GATE_ADMIN
                         /readyz, dashboard at / (default ${START_ADMIN_DEFAULT}; 'off')
   --log-level LEVEL     fatal, error, warn, info, debug, trace, silent (info)  M2GATE_LOG_LEVEL
+  --access-log WHERE    the gateway's access log: FILE (Combined Log Format),  M2GATE_ACCESS_LOG
+                        'config' (the Server's access_log), '-' or 'off' (off)
+  --log-requests        each service logs one line per request (default off)  M2GATE_LOG_REQUESTS
 ${GATEWAY_CURVE_HELP}                        (the local services use the gateway's key pair)
   -h, --help            this text
   -v, --version         print the version
@@ -62,7 +65,7 @@ ${GATEWAY_CURVE_HELP}                        (the local services use the gateway
 export async function startCommand(argv: string[]): Promise<void> {
   const { values } = parseWithEnv(
     argv,
-    { ...GATEWAY_OPTIONS, services: { type: 'string' }, workers: { type: 'string' }, routes: { type: 'string' }, 'max-heap-mb': { type: 'string' } },
+    { ...GATEWAY_OPTIONS, 'log-requests': { type: 'boolean' }, services: { type: 'string' }, workers: { type: 'string' }, routes: { type: 'string' }, 'max-heap-mb': { type: 'string' } },
     false,
   );
   if (values.help) {
@@ -101,6 +104,7 @@ export async function startCommand(argv: string[]): Promise<void> {
     if (maxHeapMb !== undefined) args.push('--max-heap-mb', String(maxHeapMb));
     if (workers !== undefined) args.push('--workers', String(workers));
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
+    if (values['log-requests'] === true) args.push('--log-requests');
     if (values.routes !== undefined) args.unshift(String(values.routes));
     for (let i = 0; i < services; i++) {
       const supervisor = new ServiceSupervisor(args, log, serviceEnv, {

@@ -30,6 +30,7 @@ import { BRUBECK_SCHEME, BrubeckClients, type BrubeckServiceConfig } from './bru
 import { RETRY_AFTER_DEFAULT_S, sendShortAnswer, shortAnswerBytes } from './short-answer.js';
 import { performance } from 'node:perf_hooks';
 import { GatewayMetrics, type RefusedCause } from '../admin/gateway-metrics.js';
+import type { AccessLog } from './access-log.js';
 import { STATUS_VERSION, type GatewayStatus, type HandlerStatus, type RestartRecord, type RouteKind } from '../admin/status.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
 
@@ -64,6 +65,8 @@ export interface GatewayOptions {
   retryAfterSeconds?: number;
   /** Keep metrics and the last-minute windows for an admin listener (admin/). Off by default: then nothing is recorded per request. */
   metrics?: boolean;
+  /** One line per answered request (gateway/access-log.ts). Off by default; close() closes it. */
+  accessLog?: AccessLog | undefined;
 }
 
 /** What one request's close tells the metrics: filled in as it is routed. */
@@ -295,11 +298,16 @@ export class Gateway {
   #track(req: IncomingMessage, res: ServerResponse): RequestRecord | undefined {
     this.#inFlight.add(res);
     const metrics = this.#metrics;
-    // Only with metrics on is there anything per request beyond the in-flight set.
-    const rec: RequestRecord | undefined = metrics ? { t0: performance.now(), kind: 'none', handler: undefined } : undefined;
+    const access = this.#opts.accessLog;
+    // Only with metrics or an access log on is there anything per request beyond the in-flight set.
+    const rec: RequestRecord | undefined = metrics || access ? { t0: performance.now(), kind: 'none', handler: undefined } : undefined;
     res.once('close', () => {
       this.#inFlight.delete(res);
-      if (rec) metrics!.requestDone(rec.kind, req.method, res.statusCode, (performance.now() - rec.t0) / 1000, rec.handler);
+      if (rec) {
+        const ms = performance.now() - rec.t0;
+        metrics?.requestDone(rec.kind, req.method, res.statusCode, ms / 1000, rec.handler);
+        access?.write({ req, res, ms, kind: rec.kind });
+      }
       if (this.#inFlight.size === 0 && this.#onIdle) this.#onIdle();
     });
     return rec;
@@ -504,6 +512,7 @@ export class Gateway {
     await this.brubeck.close();
     await Promise.all([...this.pools.map((p) => p.close()), ...this.#proxies.map((p) => p.close())]);
     await this.#zap?.close();
+    await this.#opts.accessLog?.close();
     this.log.info({ drained, stats: this.stats }, 'gateway stopped');
     return drained;
   }

@@ -28,7 +28,9 @@ if (files.length === 0) {
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 // `m2gate start` opens its admin listener on 127.0.0.1:6768 by default; tests start many at
 // once, so each gets a free port of its own (logged as 'admin listening') unless it sets --admin.
-const env = { ...process.env, M2GATE_ADMIN: process.env.M2GATE_ADMIN ?? '127.0.0.1:0' };
+// Services log no line per request by default (it costs a stdout write each); many tests wait
+// for those lines, so the suite turns them on (test/request-log.test.ts checks the default).
+const env = { ...process.env, M2GATE_ADMIN: process.env.M2GATE_ADMIN ?? '127.0.0.1:0', M2GATE_LOG_REQUESTS: process.env.M2GATE_LOG_REQUESTS ?? '1' };
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],

@@ -203,6 +203,7 @@ export class LinkFront implements Front {
   #lost(why: string): void {
     if (this.#closing || this.#socket === undefined) return;
     const old = this.#socket;
+    const wasRegistered = this.#registered;
     this.#socket = undefined;
     this.#out = undefined;
     this.#registered = false;
@@ -212,7 +213,17 @@ export class LinkFront implements Front {
     this.#owed = 0;
     const delay = Math.min(FIRST_BACKOFF_MS * 2 ** this.#losses, MAX_BACKOFF_MS);
     this.#losses++;
-    this.#log.warn({ why, reconnectInMs: delay }, 'lost the gateway');
+    if (why === 'the gateway said BYE') {
+      // A gateway that stops (or restarts) says BYE on purpose: expected, not a fault.
+      this.#log.info({ why, reconnectInMs: delay }, 'lost the gateway');
+    } else if (!wasRegistered) {
+      // Never registered: the usual cause is a CURVE mismatch, which libzmq reports only as a closed connection.
+      const hint =
+        this.#socketOptions.curveServerKey === undefined
+          ? 'the gateway closed the connection before this service registered: if it uses CURVE, give this service --curve-secret and --curve-server-key'
+          : "the gateway closed the connection before this service registered: check that --curve-server-key is the gateway's public key and that this service's public key is on its --curve-allow list";
+      this.#log.warn({ why, reconnectInMs: delay, connect: this.#opts.endpoint, hint }, 'lost the gateway');
+    } else this.#log.warn({ why, reconnectInMs: delay }, 'lost the gateway');
     this.#reconnect = setTimeout(() => this.#open(), delay);
   }
 

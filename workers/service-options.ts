@@ -50,12 +50,18 @@ export interface ServiceOptions {
   curve?: CurveConfig | undefined;
   /** Keep metrics (admin/service-metrics.ts) for an admin listener and, over the link, for the gateway. Off by default. */
   metrics?: boolean;
+  /**
+   * One `request` log line (info) per answered request. Defaults to false: a
+   * synchronous stdout write per request cost 18–30 % of the service's main
+   * thread on trivial routes (bench/README.md); metrics count the same.
+   */
+  logRequests?: boolean;
   logger?: Logger;
 }
 
 /** The options with every default applied (the logger is the Service's own). */
 export type ResolvedServiceOptions = Required<
-  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck' | 'metrics'>
+  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck' | 'metrics' | 'logRequests'>
 > & {
   brubeck: BrubeckFrontConfig | undefined;
   curve: CurveConfig | undefined;

@@ -108,11 +108,13 @@ export class Service {
   #closing = false;
   readonly #metrics: ServiceMetrics | undefined;
   readonly #linkName: string;
+  readonly #logRequests: boolean;
 
   constructor(options: ServiceOptions) {
     this.#opts = resolveServiceOptions(options);
     this.log = options.logger ?? pino({ base: { component: 'service' } });
     this.#expectEncoding = options.expectEncoding;
+    this.#logRequests = options.logRequests ?? false;
     this.#linkName = options.senderId ?? `${hostname()}/${process.pid}`;
     this.#metrics = options.metrics
       ? new ServiceMetrics({
@@ -372,6 +374,7 @@ export class Service {
   #logRequest(p: Pending, waitMs: number): void {
     const ms = now() - p.enqueuedAt;
     this.#metrics?.taskDone(p.route?.pattern ?? 'unrouted', ms / 1000);
+    if (!this.#logRequests) return;
     this.log.info(
       { route: p.route?.pattern ?? null, method: p.req.headers.METHOD, path: p.req.path, status: p.status, ms: round(ms), waitMs: round(Math.max(0, waitMs)), connId: p.req.connId },
       'request',

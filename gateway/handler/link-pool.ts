@@ -338,7 +338,9 @@ export class LinkPool implements HandlerTarget {
     this.#lost.push({ name: peer.name, threads: peer.threads, at: Date.now() });
     if (this.#lost.length > LOST_SHOWN_MAX) this.#lost.shift();
     const { retried, failed } = this.#sched.losePeer(peer);
-    this.#log.warn({ service: peer.name, why, retried, failed, services: this.services }, 'handler lost');
+    // While the gateway closes, services leaving is the expected end, not a fault.
+    if (this.#closed) this.#log.info({ service: peer.name, why, services: this.services }, 'handler gone (gateway closing)');
+    else this.#log.warn({ service: peer.name, why, retried, failed, services: this.services }, 'handler lost');
   }
 
   #tick(): void {

@@ -7,6 +7,7 @@
 //   one at a time, so framing, keep-alive, pipelining and closes are visible;
 // - spawnM2gate: `node dist/cli/m2gate.js ...` with its NDJSON log lines awaitable.
 // Every wait has a deadline, so a broken gateway fails the test instead of hanging it.
+import type { AccessLog } from '../../gateway/access-log.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -106,6 +107,7 @@ export interface GatewayRigOptions {
   /** The client timeouts (the CLI's --headers-timeout and --request-timeout). */
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
+  accessLog?: AccessLog;
 }
 
 export async function startGateway(conf: ConfOptions, options: GatewayRigOptions = {}): Promise<GatewayRig> {
@@ -126,6 +128,7 @@ export async function startGateway(conf: ConfOptions, options: GatewayRigOptions
     ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
     ...(options.headersTimeoutMs !== undefined ? { headersTimeoutMs: options.headersTimeoutMs } : {}),
     ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    accessLog: options.accessLog,
   });
   const port = await gateway.start();
   const clients: RawClient[] = [];
