@@ -136,3 +136,14 @@ test('CURVE: a service without the gateway key in its settings refuses to start 
   assert.equal(exit.code, 1);
   assert.match(p.stderr(), /public key is missing \(--curve-server-key/);
 });
+
+test('CURVE: a service without CURVE against a CURVE gateway is told why it cannot register, and never registers', async () => {
+  const r = await rig('link');
+  const plain = spawn(['service', '--connect', r.sendSpec, '--workers', '1']);
+  const lost = await plain.waitFor((l) => l.msg === 'lost the gateway' && typeof l.hint === 'string', 'the hint');
+  assert.equal(lost.level, 40);
+  assert.match(String(lost.hint), /before this service registered: if it uses CURVE, give this service --curve-secret and --curve-server-key/);
+  assert.ok(!r.gateway.lines.some((l) => l.msg === 'handler connected'), 'it never registered');
+  plain.kill();
+  r.gateway.kill();
+});
