@@ -55,9 +55,9 @@ export class LatencyWindow {
     this.#startedAt = clock();
   }
 
-  /** Counts one finished request. */
-  record(ms: number, status: number): void {
-    const second = Math.floor(this.#clock() / 1000);
+  /** Counts one finished request; `nowMs` saves a clock read when the caller has one. */
+  record(ms: number, status: number, nowMs = this.#clock()): void {
+    const second = Math.floor(nowMs / 1000);
     const slot = second % SLOTS;
     if (this.#second[slot] !== second) {
       this.#second[slot] = second;

@@ -3,8 +3,8 @@
  * service's own `--admin` listener and, over the m2gate link, sent to the
  * gateway, whose /metrics shows every link service with a `service` label.
  */
-import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { counterFrom, gaugeFrom, LATENCY_BUCKETS } from './prom.js';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { BucketHistogram, counterFrom, gaugeFrom, LATENCY_BUCKETS, type HistogramSeries } from './prom.js';
 
 export interface ServiceCounters {
   received: number;
@@ -33,9 +33,9 @@ export interface ServiceMetricsSource {
 
 export class ServiceMetrics {
   readonly registry = new Registry();
-  readonly #duration: Histogram;
-  /** One labelled child per route pattern, made once: `labels()` re-validates its arguments each call. */
-  readonly #byRoute = new Map<string, { observe(v: number): void }>();
+  readonly #duration: BucketHistogram;
+  /** One series per route pattern, made once. */
+  readonly #byRoute = new Map<string, HistogramSeries>();
 
   constructor(source: ServiceMetricsSource) {
     const r = this.registry;
@@ -54,20 +54,14 @@ export class ServiceMetrics {
     gaugeFrom(r, 'm2gate_service_queue_depth', 'Tasks waiting for a worker thread.', [], () => [[{}, source.queuedTasks()]]);
     gaugeFrom(r, 'm2gate_service_threads', 'Worker threads in the pool.', [], () => [[{}, source.threads()]]);
     gaugeFrom(r, 'm2gate_service_thread_utilization', "Share of the pool's thread time spent running tasks since start (piscina's utilization).", [], () => [[{}, source.utilization()]]);
-    this.#duration = new Histogram({
-      name: 'm2gate_service_task_duration_seconds',
-      help: 'Time from receiving a request to its reply being ready, by route pattern.',
-      labelNames: ['route'],
-      buckets: LATENCY_BUCKETS,
-      registers: [r],
-    });
+    this.#duration = new BucketHistogram(r, 'm2gate_service_task_duration_seconds', 'Time from receiving a request to its reply being ready, by route pattern.', LATENCY_BUCKETS);
   }
 
   /** One answered task; `route` is its pattern (`GET /svc/user/:id`), never the raw path, so label values stay bounded. */
   taskDone(route: string, seconds: number): void {
     let child = this.#byRoute.get(route);
     if (!child) {
-      child = this.#duration.labels(route);
+      child = this.#duration.series({ route });
       this.#byRoute.set(route, child);
     }
     child.observe(seconds);
