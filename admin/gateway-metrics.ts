@@ -40,7 +40,9 @@ export class GatewayMetrics {
   /** Labelled children made once per label set; `labels()` re-validates its arguments on every call. */
   readonly #requestChildren = new Map<string, Child>();
   readonly #durationChildren = new Map<RouteKind, { observe(v: number): void }>();
-  readonly all = new LatencyWindow();
+  /** When the windows begin: a Handler's window, made on its first request, counts from here too. */
+  readonly #startedAt = Date.now();
+  readonly all = new LatencyWindow(Date.now, this.#startedAt);
   readonly byKind: Record<RouteKind, LatencyWindow> = { app: new LatencyWindow(), handler: new LatencyWindow(), dir: new LatencyWindow(), proxy: new LatencyWindow() };
   readonly #byHandler = new Map<string, LatencyWindow>();
 
@@ -110,7 +112,7 @@ export class GatewayMetrics {
   handlerWindow(handler: string): LatencyWindow {
     let w = this.#byHandler.get(handler);
     if (!w) {
-      w = new LatencyWindow();
+      w = new LatencyWindow(Date.now, this.#startedAt);
       this.#byHandler.set(handler, w);
     }
     return w;
