@@ -42,7 +42,9 @@ export class GatewayMetrics {
   readonly #requests = new Float64Array(COUNTED_KINDS.length * METHODS.length * CLASSES.length);
   readonly #duration: Record<RouteKind, HistogramSeries>;
   readonly #source: GatewayMetricsSource;
-  readonly all = new LatencyWindow();
+  /** When the windows begin: a Handler's window, made on its first request, counts from here too. */
+  readonly #startedAt = Date.now();
+  readonly all = new LatencyWindow(Date.now, this.#startedAt);
   readonly byKind: Record<RouteKind, LatencyWindow> = { app: new LatencyWindow(), handler: new LatencyWindow(), dir: new LatencyWindow(), proxy: new LatencyWindow() };
   readonly #byHandler = new Map<string, LatencyWindow>();
 
@@ -104,7 +106,7 @@ export class GatewayMetrics {
   handlerWindow(handler: string): LatencyWindow {
     let w = this.#byHandler.get(handler);
     if (!w) {
-      w = new LatencyWindow();
+      w = new LatencyWindow(Date.now, this.#startedAt);
       this.#byHandler.set(handler, w);
     }
     return w;

@@ -49,10 +49,15 @@ export class LatencyWindow {
   readonly #clock: () => number;
   readonly #startedAt: number;
 
-  /** `clock` returns ms (Date.now by default); tests pass their own. */
-  constructor(clock: () => number = Date.now) {
+  /**
+   * `clock` returns ms (Date.now by default); tests pass their own.
+   * `startedAtMs` (default: now) is where the window's seconds begin: windows
+   * made later over the same traffic pass their owner's start, so that they
+   * divide by the same seconds.
+   */
+  constructor(clock: () => number = Date.now, startedAtMs = clock()) {
     this.#clock = clock;
-    this.#startedAt = clock();
+    this.#startedAt = startedAtMs;
   }
 
   /** Counts one finished request; `nowMs` saves a clock read when the caller has one. */

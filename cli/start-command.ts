@@ -86,9 +86,13 @@ export async function startCommand(argv: string[]): Promise<void> {
   // (never on a command line, where ps would show the secret).
   const curve = curveFromFlags(values);
   const local = curve && { ...curve, allow: [...(curve.allow ?? []), curve.pair.publicKey] };
-  const serviceEnv: NodeJS.ProcessEnv = local
-    ? { M2GATE_CURVE_SECRET: local.pair.secretKey, M2GATE_CURVE_SERVER_KEY: local.pair.publicKey, M2GATE_CURVE_ALLOW: '' }
-    : {};
+  // M2GATE_ADMIN is the gateway's: a service inheriting it would try to bind
+  // the same address and fail to start (link services' metrics reach the
+  // gateway's /metrics anyway). An empty value counts as unset.
+  const serviceEnv: NodeJS.ProcessEnv = {
+    M2GATE_ADMIN: '',
+    ...(local ? { M2GATE_CURVE_SECRET: local.pair.secretKey, M2GATE_CURVE_SERVER_KEY: local.pair.publicKey, M2GATE_CURVE_ALLOW: '' } : {}),
+  };
   const run = await gatewayFromFlags(values, 'gateway', local, START_ADMIN_DEFAULT);
   const { gateway } = run;
   const log = pino({ level, base: { component: 'start', pid: process.pid } });

@@ -58,3 +58,17 @@ test('latency window: zero, negative, NaN and huge latencies land in the end buc
   assert.ok(s.p50Ms <= 0.05);
   assert.ok(s.p99Ms > 60_000);
 });
+
+test('latency window: one made later over the same traffic divides by the same seconds when given its start', () => {
+  const c = clockAt(7_000_000);
+  const early = new LatencyWindow(c.now);
+  c.advance(9000);
+  const late = new LatencyWindow(c.now, 7_000_000);
+  for (let i = 0; i < 100; i++) {
+    early.record(1, 200);
+    late.record(1, 200);
+  }
+  c.advance(1000);
+  assert.equal(early.snapshot().rps, 10);
+  assert.equal(late.snapshot().rps, early.snapshot().rps);
+});
