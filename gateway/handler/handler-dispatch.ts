@@ -14,6 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildHeaders } from '../m2-request-builder.js';
 import type { RouteHit, RouteTarget } from '../route-target.js';
+import { sendContinue } from '../expect-continue.js';
 import { refuseBody, sendShortAnswer } from '../short-answer.js';
 import { HttpRelay } from './http-relay.js';
 import type { HandlerTarget } from './handler-target.js';
@@ -57,6 +58,7 @@ export class HandlerDispatch implements RouteTarget {
       stats.tooLarge++;
       return refuseBody(res, 413, 'Entity Too Large');
     }
+    sendContinue(res);
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
