@@ -106,6 +106,8 @@ export interface GatewayRigOptions {
   /** The client timeouts (the CLI's --headers-timeout and --request-timeout). */
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** An app module's default export (GatewayOptions.app). */
+  app?: unknown;
 }
 
 export async function startGateway(conf: ConfOptions, options: GatewayRigOptions = {}): Promise<GatewayRig> {
@@ -126,6 +128,7 @@ export async function startGateway(conf: ConfOptions, options: GatewayRigOptions
     ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
     ...(options.headersTimeoutMs !== undefined ? { headersTimeoutMs: options.headersTimeoutMs } : {}),
     ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    ...(options.app !== undefined ? { app: options.app } : {}),
   });
   const port = await gateway.start();
   const clients: RawClient[] = [];
