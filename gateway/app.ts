@@ -20,6 +20,8 @@ import { toResponseInit } from '../protocol/route-result.js';
 import { compileMethodRoutes as compileRoutes, matchMethodRoute as lookupRoute, parseQuery, type MethodRoute as CompiledRoute } from '../protocol/method-router.js';
 import type { CallInit, CallReply } from './handler/index.js';
 import { DeadlineSweep } from './deadline-sweep.js';
+import { sendContinue } from './expect-continue.js';
+import { refuseBody } from './short-answer.js';
 
 export interface AppRequest {
   method: string;
@@ -163,6 +165,13 @@ export class AppRoutes {
     }
     const index = found.index!;
     const params = found.params!;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > MAX_APP_BODY) {
+      // Refused before any of it is read, or asked for (Expect: 100-continue).
+      refuseBody(res, 413, 'Entity Too Large');
+      return true;
+    }
+    sendContinue(res);
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {

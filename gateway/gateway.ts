@@ -33,6 +33,7 @@ import { GatewayMetrics, type RefusedCause } from '../admin/gateway-metrics.js';
 import type { AccessLog } from './access-log.js';
 import { STATUS_VERSION, type GatewayStatus, type HandlerStatus, type RestartRecord, type RouteKind } from '../admin/status.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
+import { awaitContinue } from './expect-continue.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -207,6 +208,12 @@ export class Gateway {
     // node's own cap drops extra header lines silently (1030 sent, 1023 seen):
     // lift it so request-hygiene counts them and answers 431.
     this.#server.maxHeadersCount = 0;
+    // Expect: 100-continue: the target sends the 100 when it reads the body, so that a body it
+    // refuses (413) is never asked for (expect-continue.ts). node emits this instead of 'request'.
+    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      awaitContinue(res);
+      this.#onRequest(req, res);
+    });
     this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       // CONNECT has no route here; without a listener node drops the socket silently.
       socket.end(shortAnswerBytes(400, 'Bad Request'));

@@ -12,8 +12,8 @@
  *   `Transfer-Encoding`, `Upgrade`) are dropped both ways, so each side keeps its own framing
  *   and keep-alive. This also makes pipelining safe (Mongrel2 mixes up pipelined proxy
  *   requests, §8).
- * - `Expect` is dropped: node:http has already answered `100 Continue` to the client, and
- *   undici refuses the header.
+ * - `Expect` is dropped: the gateway answers `100 Continue` itself when it starts forwarding
+ *   (expect-continue.ts), and undici refuses the header.
  * - Upstream connections are pooled per target (keep-alive, up to `connections`) instead of one
  *   backend connection per client connection.
  * - Timeouts: no response head in time → `504 Gateway Timeout` (Mongrel2 only has its idle
@@ -26,6 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import type { ConfigProxy } from '../protocol/mongrel2-conf.js';
 import type { RouteTarget } from './route-target.js';
+import { sendContinue } from './expect-continue.js';
 import { sendShortAnswer } from './short-answer.js';
 
 export interface ProxyTargetOptions {
@@ -112,6 +113,7 @@ export class ProxyTarget implements RouteTarget {
     });
     if (res.destroyed) abort.abort(); // the client left before we were called: 'close' is past
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody) sendContinue(res);
     let upstream;
     try {
       upstream = await this.#pool.request({

@@ -5,7 +5,8 @@
  *
  * - no handler connected → 503 at once (Mongrel2 holds the client ~2 minutes);
  * - a body over `limits.content_length` → 413 and close (§3.3: Mongrel2 would
- *   spool it to its upload store, which the gateway does not have);
+ *   spool it to its upload store, which the gateway does not have), after
+ *   reading the rest of the body, so that the close is not a reset (refuseBody);
  * - no reply message within the handler timeout → 504 plus a disconnect
  *   notice (an idle deadline: each reply message restarts it);
  * - the client gone before its reply → a disconnect notice (§3.6);
@@ -16,7 +17,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildHeaders } from '../m2-request-builder.js';
 import type { RouteHit, RouteTarget } from '../route-target.js';
-import { sendShortAnswer } from '../short-answer.js';
+import { sendContinue } from '../expect-continue.js';
+import { refuseBody, sendShortAnswer } from '../short-answer.js';
 import { HttpRelay } from './http-relay.js';
 import type { HandlerTarget } from './handler-target.js';
 import { nextConnId } from './reply-dispatch.js';
@@ -86,8 +88,9 @@ export class HandlerDispatch implements RouteTarget {
     if (declared !== undefined && Number(declared) > maxBodyBytes) {
       stats.tooLarge++;
       this.failures.tooLarge++;
-      return sendShortAnswer(res, 413, 'Entity Too Large', { close: true });
+      return refuseBody(res, 413, 'Entity Too Large');
     }
+    sendContinue(res);
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -99,7 +102,7 @@ export class HandlerDispatch implements RouteTarget {
           tooLarge = true;
           stats.tooLarge++;
           this.failures.tooLarge++;
-          sendShortAnswer(res, 413, 'Entity Too Large', { close: true });
+          refuseBody(res, 413, 'Entity Too Large');
         }
         return;
       }

@@ -108,6 +108,8 @@ export interface GatewayRigOptions {
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
   accessLog?: AccessLog;
+  /** An app module's default export (GatewayOptions.app). */
+  app?: unknown;
 }
 
 export async function startGateway(conf: ConfOptions, options: GatewayRigOptions = {}): Promise<GatewayRig> {
@@ -129,6 +131,7 @@ export async function startGateway(conf: ConfOptions, options: GatewayRigOptions
     ...(options.headersTimeoutMs !== undefined ? { headersTimeoutMs: options.headersTimeoutMs } : {}),
     ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
     accessLog: options.accessLog,
+    ...(options.app !== undefined ? { app: options.app } : {}),
   });
   const port = await gateway.start();
   const clients: RawClient[] = [];
