@@ -16,9 +16,10 @@
  * space (decoded by length here, but a response echoing them would break the
  * client's `split(' ')`). 0.1.3's registration and heartbeats are not spoken.
  */
-import { Publisher, Pull, Router } from 'zeromq';
+import { checkEndpoints } from './endpoint-probe.js';
+import { Pull, Router } from 'zeromq';
 import type { Logger } from 'pino';
-import { ERROR_CODES, M2gateError, ProtocolError } from '../protocol/errors.js';
+import { ProtocolError } from '../protocol/errors.js';
 import { decodeBrubeckRequest, encodeBrubeckResponse, type BrubeckRequest } from '../protocol/brubeck-wire.js';
 import { encodeRequest } from '../protocol/m2-request.js';
 import { parseReply } from '../protocol/m2-reply.js';
@@ -64,18 +65,7 @@ const HEADER_FIELDS = ['connId', 'requestTs', 'originSenderId', 'originConnId', 
  * @throws M2gateError (M2G_ERR_OPTION) naming the endpoint zeromq rejects.
  */
 export function checkBrubeckEndpoints(config: Pick<BrubeckFrontConfig, 'serviceAddr' | 'responseAddr'>): void {
-  const probe = new Publisher({ linger: 0 });
-  try {
-    for (const spec of [config.serviceAddr, config.responseAddr]) {
-      try {
-        probe.connect(spec);
-      } catch (err) {
-        throw new M2gateError(ERROR_CODES.OPTION, `invalid endpoint '${spec}': ${(err as Error).message}`, { cause: err });
-      }
-    }
-  } finally {
-    probe.close();
-  }
+  checkEndpoints([config.serviceAddr, config.responseAddr]);
 }
 
 export class BrubeckFront implements Front {

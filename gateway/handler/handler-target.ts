@@ -6,17 +6,10 @@
 import type { HeaderEncoding, RequestFields } from '../../protocol/m2-request.js';
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
 import type { HandlerPoolStats, ReplySink } from './reply-dispatch.js';
+import type { ServiceStatus } from '../../admin/status.js';
 
-/** What the admin listener shows of one registered service (link only). */
-export interface PoolServiceView {
-  name: string;
-  up: boolean;
-  threads: number;
-  held: number;
-  creditFree: number;
-  lastHeardMs: number;
-  leaving: boolean;
-}
+/** What the admin listener shows of one registered service (link only): /status.json's own shape. */
+export type PoolServiceView = ServiceStatus;
 
 /** A pool as the dashboard and /metrics see it, read when asked (nothing is kept for it per request). */
 export interface PoolView {
