@@ -11,7 +11,7 @@
  * - the client gone before its reply → a disconnect notice (§3.6);
  * - while the start command's own services are (re)starting (holdForStart),
  *   a request with no service to go to waits for one instead of 503, up to
- *   the hold's end.
+ *   the hold's end; so does a service call from an app route (whenServable).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildHeaders } from '../m2-request-builder.js';
@@ -71,6 +71,27 @@ export class HandlerDispatch implements RouteTarget {
    */
   holdForStart(ms: number): void {
     this.#holdUntil = Math.max(this.#holdUntil, Date.now() + ms);
+  }
+
+  /**
+   * Resolves once a request to this Handler can be sent: at once when a
+   * service is connected or no hold is on; otherwise when one connects, the
+   * hold ends or `signal` aborts, whichever comes first. Service calls from
+   * app routes (Gateway.call) wait on this, as routed requests do in serve().
+   */
+  whenServable(signal?: AbortSignal): Promise<void> {
+    const waitMs = this.#holdUntil - Date.now();
+    if (this.pool.hasPeers || waitMs <= 0 || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, waitMs);
+      signal?.addEventListener('abort', done, { once: true });
+      void this.pool.whenPeer().then(done);
+    });
   }
 
   serve(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
