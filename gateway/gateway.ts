@@ -374,8 +374,9 @@ export class Gateway {
   }
 
   /**
-   * The start command's own service for `pool` is starting or restarting:
-   * for `ms`, requests to it wait for it instead of 503 (HandlerDispatch.holdForStart).
+   * The start command supervises the services of `pool`: from now on, a
+   * request to it finding no service waits up to `ms` for one instead of
+   * 503 (HandlerDispatch.holdForStart).
    */
   holdForStart(pool: HandlerTarget, ms: number): void {
     this.#handlers.find((h) => h.dispatch.pool === pool)?.dispatch.holdForStart(ms);
