@@ -28,10 +28,16 @@ export function drainOnSignals(close: () => Promise<boolean>, log: Logger): void
       },
     );
   };
-  const supervised = process.env.M2GATE_SUPERVISED === '1' && process.channel !== undefined;
+  // `process.connected` exists only with an IPC channel: false once it has closed, which it
+  // may have before this runs (the parent killed while the service loaded its threads).
+  const supervised = process.env.M2GATE_SUPERVISED === '1' && process.connected !== undefined;
   process.on('SIGTERM', onSignal);
   if (supervised) {
     process.on('SIGINT', () => log.debug('SIGINT ignored: the supervisor stops this process'));
+    if (!process.connected) {
+      onSignal('parent-gone');
+      return;
+    }
     process.once('disconnect', () => {
       if (!stopping) onSignal('parent-gone');
     });

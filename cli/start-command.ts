@@ -9,8 +9,9 @@ import { START_ADMIN_DEFAULT } from './admin-flag.js';
 
 /**
  * How long a request to a Handler of the start command's own services waits
- * for one while it starts or restarts, instead of getting 503 for coming too
- * early. A service takes about a second to start its threads here.
+ * for one while it starts or restarts (plus the restart's backoff), instead
+ * of getting 503 for coming too early. A service takes about a second to
+ * start its threads here.
  */
 const START_HOLD_MS = 10_000;
 
@@ -96,6 +97,9 @@ export async function startCommand(argv: string[]): Promise<void> {
   const run = await gatewayFromFlags(values, 'gateway', local, START_ADMIN_DEFAULT);
   const { gateway } = run;
   const log = pino({ level, base: { component: 'start', pid: process.pid } });
+  // Held before the gateway listens: a request can come the moment it does, and the
+  // supervisors below spawn only once run.start() (which also opens the admin listener) is done.
+  if (services > 0) for (const pool of gateway.pools) gateway.holdForStart(pool, START_HOLD_MS);
   await run.start();
 
   const supervisors: ServiceSupervisor[] = [];

@@ -360,7 +360,8 @@ export class Gateway {
 
   /**
    * A service call through the gateway's own route table (the default host):
-   * `path` must be served by a Handler route.
+   * `path` must be served by a Handler route. While holdForStart is on and no
+   * service is connected, it first waits for one (its timeout starts once sent).
    *
    * @throws M2gateError M2G_ERR_NO_ROUTE (404) and whatever serviceCall throws;
    *   a call still waiting when close() has drained fails with M2G_ERR_CALL_ABORTED.
@@ -379,15 +380,18 @@ export class Gateway {
     const stop = new AbortController();
     const signal = init.signal ? AbortSignal.any([init.signal, stop.signal]) : stop.signal;
     this.#calls.add(stop);
-    const call = serviceCall({ pool: target.pool, pattern: match.pattern }, path, { ...init, signal }, this.#timeoutMs);
+    // While the start command's own service is starting, the call waits for it as a routed
+    // request does (holdForStart), instead of failing NO_HANDLER merely for coming too early.
+    const call = target.whenServable(signal).then(() => serviceCall({ pool: target.pool, pattern: match.pattern }, path, { ...init, signal }, this.#timeoutMs));
     const forget = (): void => void this.#calls.delete(stop);
     call.then(forget, forget);
     return call;
   }
 
   /**
-   * The start command's own service for `pool` is starting or restarting:
-   * for `ms`, requests to it wait for it instead of 503 (HandlerDispatch.holdForStart).
+   * The start command supervises the services of `pool`: from now on, a
+   * request to it finding no service waits up to `ms` for one instead of
+   * 503 (HandlerDispatch.holdForStart).
    */
   holdForStart(pool: HandlerTarget, ms: number): void {
     this.#handlers.find((h) => h.dispatch.pool === pool)?.dispatch.holdForStart(ms);

@@ -11,8 +11,8 @@
  *   notice (an idle deadline: each reply message restarts it);
  * - the client gone before its reply → a disconnect notice (§3.6);
  * - while the start command's own services are (re)starting (holdForStart),
- *   a request with no service to go to waits for one instead of 503, up to
- *   the hold's end.
+ *   a request with no service to go to waits (bounded) for one instead of
+ *   503; so does a service call from an app route (whenServable).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildHeaders } from '../m2-request-builder.js';
@@ -58,8 +58,8 @@ export class HandlerDispatch implements RouteTarget {
   readonly pool: HandlerTarget;
   readonly failures: HandlerFailures = { noService: 0, tooLarge: 0, timeout: 0, badReply: 0 };
   readonly #opts: HandlerDispatchOptions;
-  /** Until when (Date.now()) a request with no service waits for one: see holdForStart. */
-  #holdUntil = 0;
+  /** When > 0, how long a request finding no service waits for one: see holdForStart. */
+  #holdMs = 0;
 
   constructor(pool: HandlerTarget, options: HandlerDispatchOptions) {
     this.pool = pool;
@@ -67,19 +67,43 @@ export class HandlerDispatch implements RouteTarget {
   }
 
   /**
-   * The start command's own service for this Handler is starting (or
-   * restarting): for the next `ms`, a request finding no service waits for
-   * one rather than getting 503 merely because it came too early.
+   * The start command supervises this Handler's services: from now on, a
+   * request finding no service waits up to `ms` for one rather than getting
+   * 503 merely because it came while one was starting or restarting. A
+   * standing hold, not a window from now: the gateway can see a service's
+   * connection drop before its supervisor sees it die and starts the next
+   * one, and a request in between must wait too. The latest `ms` applies
+   * (the start command passes the next restart's backoff plus start time).
    */
   holdForStart(ms: number): void {
-    this.#holdUntil = Math.max(this.#holdUntil, Date.now() + ms);
+    this.#holdMs = Math.max(0, ms);
+  }
+
+  /**
+   * Resolves once a request to this Handler can be sent: at once when a
+   * service is connected or no hold is on; otherwise when one connects, the
+   * hold's wait is over or `signal` aborts, whichever comes first. Service calls from
+   * app routes (Gateway.call) wait on this, as routed requests do in serve().
+   */
+  whenServable(signal?: AbortSignal): Promise<void> {
+    const waitMs = this.#holdMs;
+    if (this.pool.hasPeers || waitMs <= 0 || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, waitMs);
+      signal?.addEventListener('abort', done, { once: true });
+      void this.pool.whenPeer().then(done);
+    });
   }
 
   serve(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
     const { stats, maxBodyBytes } = this.#opts;
     if (!this.pool.hasPeers) {
-      const waitMs = this.#holdUntil - Date.now();
-      if (waitMs > 0) return this.#serveWhenPeer(req, res, hit, waitMs);
+      if (this.#holdMs > 0) return this.#serveWhenPeer(req, res, hit, this.#holdMs);
       stats.unavailable++;
       this.failures.noService++;
       return sendShortAnswer(res, 503, 'Service Unavailable', { retryAfterS: this.#opts.retryAfterS });
