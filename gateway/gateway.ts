@@ -29,9 +29,10 @@ import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { BRUBECK_SCHEME, BrubeckClients, type BrubeckServiceConfig } from './brubeck-client.js';
 import { RETRY_AFTER_DEFAULT_S, sendShortAnswer, shortAnswerBytes } from './short-answer.js';
 import { performance } from 'node:perf_hooks';
-import { GatewayMetrics, type RefusedCause } from '../admin/gateway-metrics.js';
+import type { GatewayMetrics, RefusedCause } from '../admin/gateway-metrics.js';
+import { GatewayObserver, type ObservedHandler } from './gateway-observer.js';
 import type { AccessLog } from './access-log.js';
-import { STATUS_VERSION, type GatewayStatus, type HandlerStatus, type RestartRecord, type RouteKind } from '../admin/status.js';
+import type { GatewayStatus, HandlerStatus, RestartRecord, RouteKind } from '../admin/status.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
 import { awaitContinue } from './expect-continue.js';
 
@@ -77,8 +78,6 @@ interface RequestRecord {
   handler: string | undefined;
 }
 
-/** The start command's supervised services, newest first: at most this many kept. */
-const RESTARTS_KEPT = 20;
 
 export interface GatewayStats {
   requests: number;
@@ -112,15 +111,12 @@ export class Gateway {
   readonly #calls = new Set<AbortController>();
   /** The Brubeck services of options.brubeck. */
   readonly brubeck: BrubeckClients;
-  readonly #metrics: GatewayMetrics | undefined;
-  /** Refused before any target saw them, by cause (read by /metrics). */
-  readonly #refused: Record<RefusedCause, number> = { hygiene: 0, header_count: 0, headers_timeout: 0, request_timeout: 0, draining: 0, not_found: 0, parse_error: 0 };
-  /** Bytes of closed client connections (counted only with metrics on). */
-  readonly #bytes = { in: 0, out: 0 };
   /** Each Handler with the route patterns that reach it. */
-  readonly #handlers: Array<{ dispatch: HandlerDispatch; routes: string[] }> = [];
-  #restarts: RestartRecord[] = [];
-  readonly #startedAt = new Date();
+  readonly #handlers: ObservedHandler[] = [];
+  /** Metrics, windows, refusals and restarts for the admin listener (gateway-observer.ts). */
+  readonly #observer: GatewayObserver;
+  readonly #metrics: GatewayMetrics | undefined;
+  readonly #refused: Record<RefusedCause, number>;
   #adapter: Mongrel2Adapter | undefined;
   #zap: ZapAuthenticator | undefined;
   #closing = false;
@@ -195,16 +191,16 @@ export class Gateway {
       },
       (req, res) => this.#onRequest(req, res),
     );
-    this.#metrics = options.metrics ? this.#makeMetrics() : undefined;
-    if (this.#metrics) {
-      // Per connection, not per request: what crossed the socket, once it is closed.
-      this.#server.on('connection', (socket: Duplex & { bytesRead?: number; bytesWritten?: number }) => {
-        socket.once('close', () => {
-          this.#bytes.in += socket.bytesRead ?? 0;
-          this.#bytes.out += socket.bytesWritten ?? 0;
-        });
-      });
-    }
+    this.#observer = new GatewayObserver({
+      metrics: options.metrics === true,
+      handlers: this.#handlers,
+      inFlight: () => this.#inFlight.size,
+      requests: () => this.stats.requests,
+      readiness: () => this.readiness(),
+    });
+    this.#metrics = this.#observer.metrics;
+    this.#refused = this.#observer.refused;
+    if (this.#metrics) this.#server.on('connection', (socket: Duplex) => this.#observer.countBytes(socket));
     // node's own cap drops extra header lines silently (1030 sent, 1023 seen):
     // lift it so request-hygiene counts them and answers 431.
     this.#server.maxHeadersCount = 0;
@@ -399,7 +395,7 @@ export class Gateway {
 
   /** A supervised service died (the start command): shown on the dashboard. */
   recordRestart(record: RestartRecord): void {
-    this.#restarts = [record, ...this.#restarts].slice(0, RESTARTS_KEPT);
+    this.#observer.recordRestart(record);
   }
 
   /** Ready: not draining, and every Handler has at least one service that can take requests. */
@@ -414,87 +410,17 @@ export class Gateway {
   }
 
   handlerStatus(): HandlerStatus[] {
-    const metrics = this.#metrics;
-    return this.#handlers.map(({ dispatch, routes }) => {
-      const { pool, failures } = dispatch;
-      const v = pool.view();
-      const name = pool.config.sendSpec;
-      return {
-        name,
-        transport: pool.config.transport,
-        routes,
-        up: pool.hasPeers,
-        connected: v.connected,
-        services: v.services,
-        threads: v.threads,
-        creditHeld: v.creditHeld,
-        creditFree: v.creditFree,
-        inFlight: pool.pending,
-        queueDepth: v.queueDepth,
-        window: metrics ? metrics.handlerWindow(name).snapshot() : { rps: 0, count: 0, errors: 0, p50Ms: 0, p99Ms: 0 },
-        errors: { '502': failures.badReply + v.serviceLost, '503': failures.noService + v.queueRejected, '504': failures.timeout },
-        retries: v.retries,
-      };
-    });
+    return this.#observer.handlerStatus();
   }
 
   /** /status.json (admin/status.ts). Needs `metrics` on for the windows; zeros otherwise. */
   status(): GatewayStatus {
-    const readiness = this.readiness();
-    const metrics = this.#metrics;
-    const empty = { rps: 0, count: 0, errors: 0, p50Ms: 0, p99Ms: 0 };
-    return {
-      version: STATUS_VERSION,
-      role: 'gateway',
-      pid: process.pid,
-      startedAt: this.#startedAt.toISOString(),
-      now: new Date().toISOString(),
-      ready: readiness.ready,
-      notReady: readiness.reasons,
-      inFlight: this.#inFlight.size,
-      requests: this.stats.requests,
-      window: metrics ? metrics.all.snapshot() : empty,
-      byKind: metrics ? metrics.kindSnapshots() : { app: empty, handler: empty, dir: empty, proxy: empty },
-      handlers: this.handlerStatus(),
-      restarts: this.#restarts,
-    };
+    return this.#observer.status();
   }
 
-  /** What the admin listener serves for this gateway. */
+  /** What the admin listener serves for this gateway. @throws Error without `metrics` on. */
   adminSource(): AdminSource {
-    const metrics = this.#metrics;
-    if (!metrics) throw new Error('the admin listener needs a gateway made with { metrics: true }');
-    return { metrics: () => metrics.metrics(), status: () => this.status(), readiness: () => this.readiness() };
-  }
-
-  #makeMetrics(): GatewayMetrics {
-    return new GatewayMetrics({
-      inFlight: () => this.#inFlight.size,
-      handlers: () => this.handlerStatus(),
-      bytes: () => this.#bytes,
-      refused: () => this.#refused,
-      failures: () =>
-        this.#handlers.flatMap(({ dispatch }) => {
-          const handler = dispatch.pool.config.sendSpec;
-          const f = dispatch.failures;
-          const v = dispatch.pool.view();
-          return [
-            [{ handler, status: '503', cause: 'no_service' }, f.noService],
-            [{ handler, status: '503', cause: 'no_credit' }, v.queueRejected],
-            [{ handler, status: '413', cause: 'too_large' }, f.tooLarge],
-            [{ handler, status: '504', cause: 'timeout' }, f.timeout],
-            [{ handler, status: '502', cause: 'bad_reply' }, f.badReply],
-            [{ handler, status: '502', cause: 'service_lost' }, v.serviceLost],
-          ] as const;
-        }),
-      queueWait: () =>
-        this.#handlers.flatMap(({ dispatch }) => {
-          const pool = dispatch.pool;
-          return pool instanceof LinkPool ? [{ handler: pool.config.sendSpec, ...pool.queueWait }] : [];
-        }),
-      linkServices: () =>
-        this.#handlers.flatMap(({ dispatch }) => dispatch.pool.view().reports.map((r) => ({ handler: dispatch.pool.config.sendSpec, service: r.service, metrics: r.metrics }))),
-    });
+    return this.#observer.adminSource();
   }
 
   /** Graceful stop (see the shutdown order above). Resolves true if everything drained in time. */
