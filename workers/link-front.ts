@@ -110,6 +110,13 @@ export class LinkFront implements Front {
     socket.events.on('disconnect', () => {
       if (socket === this.#socket) this.#lost('connection closed');
     });
+    // A CURVE mismatch fails the ZMTP handshake; libzmq may retry it without a
+    // disconnect event, so a failed handshake counts as a loss by itself.
+    const handshakeFailed = (event: { error: Error }): void => {
+      if (socket === this.#socket) this.#lost(`handshake failed: ${event.error.message}`);
+    };
+    socket.events.on('handshake:error:protocol', handshakeFailed);
+    socket.events.on('handshake:error:auth', handshakeFailed);
     this.#socket = socket;
     this.#out = new SendQueue(socket, { maxQueued: 100_000, onError: (err) => this.#log.error({ err }, 'link send failed') });
     this.#registered = false;
