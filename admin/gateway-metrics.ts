@@ -15,17 +15,22 @@ import type { HandlerStatus, RouteKind } from './status.js';
 /** Why a request was refused before any target saw it. */
 export type RefusedCause = 'hygiene' | 'header_count' | 'headers_timeout' | 'request_timeout' | 'draining' | 'not_found' | 'parse_error';
 
-export interface GatewayMetricsSource {
-  inFlight(): number;
-  handlers(): HandlerStatus[];
-  bytes(): { in: number; out: number };
-  refused(): Record<RefusedCause, number>;
+/** What one scrape reads of the gateway, taken once per /metrics (every pool's view read once). */
+export interface GatewayScrape {
+  inFlight: number;
+  handlers: HandlerStatus[];
+  bytes: { in: number; out: number };
+  refused: Record<RefusedCause, number>;
   /** Handler requests the gateway answered itself, as `[{ handler, status, cause }, count]`. */
-  failures(): Labelled;
+  failures: Labelled;
   /** Link Handlers: the summed wait of requests that left the queue for a service, and their number. */
-  queueWait(): Array<{ handler: string; seconds: number; count: number }>;
+  queueWait: Array<{ handler: string; seconds: number; count: number }>;
   /** The latest metrics each link service sent (prom-client's JSON form). */
-  linkServices(): Array<{ handler: string; service: string; metrics: unknown[] }>;
+  linkServices: Array<{ handler: string; service: string; metrics: unknown[] }>;
+}
+
+export interface GatewayMetricsSource {
+  scrape(): GatewayScrape;
 }
 
 const KINDS: readonly RouteKind[] = ['app', 'handler', 'dir', 'proxy'];
@@ -42,6 +47,8 @@ export class GatewayMetrics {
   readonly #requests = new Float64Array(COUNTED_KINDS.length * METHODS.length * CLASSES.length);
   readonly #duration: Record<RouteKind, HistogramSeries>;
   readonly #source: GatewayMetricsSource;
+  /** The snapshot of the scrape under way: every collect of one /metrics reads the same one. */
+  #scrape: GatewayScrape | undefined;
   /** When the windows begin: a Handler's window, made on its first request, counts from here too. */
   readonly #startedAt = Date.now();
   readonly all = new LatencyWindow(Date.now, this.#startedAt);
@@ -49,6 +56,7 @@ export class GatewayMetrics {
   readonly #byHandler = new Map<string, LatencyWindow>();
 
   constructor(source: GatewayMetricsSource) {
+    const now = (): GatewayScrape => this.#scrape ?? source.scrape();
     this.#source = source;
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'm2gate_' });
@@ -67,24 +75,24 @@ export class GatewayMetrics {
     });
     const duration = new BucketHistogram(r, 'm2gate_request_duration_seconds', 'Time from the request head to the end of the response, by route kind.', LATENCY_BUCKETS);
     this.#duration = { app: duration.series({ kind: 'app' }), handler: duration.series({ kind: 'handler' }), dir: duration.series({ kind: 'dir' }), proxy: duration.series({ kind: 'proxy' }) };
-    counterFrom(r, 'm2gate_handler_failures_total', 'Handler requests the gateway answered itself, by Handler, status and cause.', ['handler', 'status', 'cause'], () => source.failures());
+    counterFrom(r, 'm2gate_handler_failures_total', 'Handler requests the gateway answered itself, by Handler, status and cause.', ['handler', 'status', 'cause'], () => now().failures);
     counterFrom(r, 'm2gate_refused_total', 'Requests refused before any target saw them, by cause.', ['cause'], () =>
-      Object.entries(source.refused()).map(([cause, n]) => [{ cause }, n] as const));
+      Object.entries(now().refused).map(([cause, n]) => [{ cause }, n] as const));
     counterFrom(r, 'm2gate_handler_queue_wait_seconds_total', 'Link requests: total time waited in the gateway for credit (with _queued_total, the mean wait).', ['handler'], () =>
-      source.queueWait().map((q) => [{ handler: q.handler }, q.seconds] as const));
+      now().queueWait.map((q) => [{ handler: q.handler }, q.seconds] as const));
     counterFrom(r, 'm2gate_handler_dequeued_total', 'Link requests that waited for credit and then went to a service.', ['handler'], () =>
-      source.queueWait().map((q) => [{ handler: q.handler }, q.count] as const));
-    gaugeFrom(r, 'm2gate_requests_in_flight', 'Requests received and not yet answered.', [], () => [[{}, source.inFlight()]]);
-    const perHandler = (read: (h: HandlerStatus) => number) => () => source.handlers().map((h) => [{ handler: h.name }, read(h)] as const);
+      now().queueWait.map((q) => [{ handler: q.handler }, q.count] as const));
+    gaugeFrom(r, 'm2gate_requests_in_flight', 'Requests received and not yet answered.', [], () => [[{}, now().inFlight]]);
+    const perHandler = (read: (h: HandlerStatus) => number) => () => now().handlers.map((h) => [{ handler: h.name }, read(h)] as const);
     gaugeFrom(r, 'm2gate_handler_services', 'Services connected to the Handler.', ['handler'], perHandler((h) => h.connected));
     gaugeFrom(r, 'm2gate_handler_threads', 'Worker threads the connected link services announced.', ['handler'], perHandler((h) => h.threads));
     gaugeFrom(r, 'm2gate_handler_credit', 'Link credit of the connected services, held (requests out) or free.', ['handler', 'state'], () =>
-      source.handlers().flatMap((h) => [[{ handler: h.name, state: 'held' }, h.creditHeld], [{ handler: h.name, state: 'free' }, h.creditFree]] as const));
+      now().handlers.flatMap((h) => [[{ handler: h.name, state: 'held' }, h.creditHeld], [{ handler: h.name, state: 'free' }, h.creditFree]] as const));
     gaugeFrom(r, 'm2gate_handler_in_flight', 'Requests sent to the Handler and not yet answered.', ['handler'], perHandler((h) => h.inFlight));
     gaugeFrom(r, 'm2gate_handler_queue_depth', 'Link requests waiting in the gateway for credit.', ['handler'], perHandler((h) => h.queueDepth));
     counterFrom(r, 'm2gate_handler_retries_total', 'Link requests sent again to another service after theirs died.', ['handler'], perHandler((h) => h.retries));
     counterFrom(r, 'm2gate_bytes_total', 'Bytes read from and written to client connections (closed connections).', ['direction'], () => {
-      const b = source.bytes();
+      const b = now().bytes;
       return [[{ direction: 'in' }, b.in], [{ direction: 'out' }, b.out]];
     });
   }
@@ -120,8 +128,15 @@ export class GatewayMetrics {
 
   /** The gateway's own metrics, then every link service's with `handler` and `service` labels. */
   async metrics(): Promise<{ contentType: string; body: string }> {
-    const own = await this.registry.metrics();
-    const services = this.#source.linkServices();
+    const scrape = this.#source.scrape();
+    this.#scrape = scrape;
+    let own: string;
+    try {
+      own = await this.registry.metrics();
+    } finally {
+      this.#scrape = undefined;
+    }
+    const services = scrape.linkServices;
     if (services.length === 0) return { contentType: this.registry.contentType, body: own };
     const labelled = services.map(({ handler, service, metrics }) => relabel(metrics, { handler, service }));
     const merged = AggregatorRegistry.aggregate(labelled);

@@ -6,10 +6,10 @@
  * when a scrape or the dashboard asks, so nothing of it runs per request.
  */
 import type { Duplex } from 'node:stream';
-import { GatewayMetrics, type RefusedCause } from '../admin/gateway-metrics.js';
+import { GatewayMetrics, type GatewayScrape, type RefusedCause } from '../admin/gateway-metrics.js';
 import { STATUS_VERSION, type GatewayStatus, type HandlerStatus, type RestartRecord } from '../admin/status.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
-import { LinkPool, type HandlerDispatch } from './handler/index.js';
+import { LinkPool, type HandlerDispatch, type PoolView } from './handler/index.js';
 
 /** A Handler of the gateway with the route patterns that reach it. */
 export interface ObservedHandler {
@@ -59,28 +59,28 @@ export class GatewayObserver {
   }
 
   handlerStatus(): HandlerStatus[] {
-    const metrics = this.metrics;
-    return this.#opts.handlers.map(({ dispatch, routes }) => {
-      const { pool, failures } = dispatch;
-      const v = pool.view();
-      const name = pool.config.sendSpec;
-      return {
-        name,
-        transport: pool.config.transport,
-        routes,
-        up: pool.hasPeers,
-        connected: v.connected,
-        services: v.services,
-        threads: v.threads,
-        creditHeld: v.creditHeld,
-        creditFree: v.creditFree,
-        inFlight: pool.pending,
-        queueDepth: v.queueDepth,
-        window: metrics ? metrics.handlerWindow(name).snapshot() : EMPTY,
-        errors: { '502': failures.badReply + v.serviceLost, '503': failures.noService + v.queueRejected, '504': failures.timeout },
-        retries: v.retries,
-      };
-    });
+    return this.#opts.handlers.map(({ dispatch, routes }) => this.#status(dispatch, routes, dispatch.pool.view()));
+  }
+
+  #status(dispatch: HandlerDispatch, routes: string[], v: PoolView): HandlerStatus {
+    const { pool, failures } = dispatch;
+    const name = pool.config.sendSpec;
+    return {
+      name,
+      transport: pool.config.transport,
+      routes,
+      up: pool.hasPeers,
+      connected: v.connected,
+      services: v.services,
+      threads: v.threads,
+      creditHeld: v.creditHeld,
+      creditFree: v.creditFree,
+      inFlight: pool.pending,
+      queueDepth: v.queueDepth,
+      window: this.metrics ? this.metrics.handlerWindow(name).snapshot() : EMPTY,
+      errors: { '502': failures.badReply + v.serviceLost, '503': failures.noService + v.queueRejected, '504': failures.timeout },
+      retries: v.retries,
+    };
   }
 
   /** /status.json; the windows are zeros without metrics. */
@@ -112,33 +112,32 @@ export class GatewayObserver {
   }
 
   #makeMetrics(): GatewayMetrics {
-    const handlers = this.#opts.handlers;
-    return new GatewayMetrics({
-      inFlight: () => this.#opts.inFlight(),
-      handlers: () => this.handlerStatus(),
-      bytes: () => this.bytes,
-      refused: () => this.refused,
-      failures: () =>
-        handlers.flatMap(({ dispatch }) => {
-          const handler = dispatch.pool.config.sendSpec;
-          const f = dispatch.failures;
-          const v = dispatch.pool.view();
-          return [
-            [{ handler, status: '503', cause: 'no_service' }, f.noService],
-            [{ handler, status: '503', cause: 'no_credit' }, v.queueRejected],
-            [{ handler, status: '413', cause: 'too_large' }, f.tooLarge],
-            [{ handler, status: '504', cause: 'timeout' }, f.timeout],
-            [{ handler, status: '502', cause: 'bad_reply' }, f.badReply],
-            [{ handler, status: '502', cause: 'service_lost' }, v.serviceLost],
-          ] as const;
-        }),
-      queueWait: () =>
-        handlers.flatMap(({ dispatch }) => {
-          const pool = dispatch.pool;
-          return pool instanceof LinkPool ? [{ handler: pool.config.sendSpec, ...pool.queueWait }] : [];
-        }),
-      linkServices: () =>
-        handlers.flatMap(({ dispatch }) => dispatch.pool.view().reports.map((r) => ({ handler: dispatch.pool.config.sendSpec, service: r.service, metrics: r.metrics }))),
-    });
+    return new GatewayMetrics({ scrape: () => this.#scrape() });
+  }
+
+  /** One /metrics worth of numbers, each pool's view read once. */
+  #scrape(): GatewayScrape {
+    const handlers: HandlerStatus[] = [];
+    const failures: Array<readonly [Record<string, string>, number]> = [];
+    const queueWait: GatewayScrape['queueWait'] = [];
+    const linkServices: GatewayScrape['linkServices'] = [];
+    for (const { dispatch, routes } of this.#opts.handlers) {
+      const { pool } = dispatch;
+      const v = pool.view();
+      const handler = pool.config.sendSpec;
+      const f = dispatch.failures;
+      handlers.push(this.#status(dispatch, routes, v));
+      failures.push(
+        [{ handler, status: '503', cause: 'no_service' }, f.noService],
+        [{ handler, status: '503', cause: 'no_credit' }, v.queueRejected],
+        [{ handler, status: '413', cause: 'too_large' }, f.tooLarge],
+        [{ handler, status: '504', cause: 'timeout' }, f.timeout],
+        [{ handler, status: '502', cause: 'bad_reply' }, f.badReply],
+        [{ handler, status: '502', cause: 'service_lost' }, v.serviceLost],
+      );
+      if (pool instanceof LinkPool) queueWait.push({ handler, ...pool.queueWait });
+      for (const r of v.reports) linkServices.push({ handler, service: r.service, metrics: r.metrics });
+    }
+    return { inFlight: this.#opts.inFlight(), handlers, bytes: this.bytes, refused: this.refused, failures, queueWait, linkServices };
   }
 }

@@ -27,7 +27,7 @@ test('BucketHistogram: cumulative buckets with le, +Inf, _sum and _count, as Pro
 });
 
 test('requests_total counts by kind, method (unknown → other) and status class; windows see each request', async () => {
-  const m = new GatewayMetrics({ inFlight: () => 0, handlers: () => [], bytes: () => ({ in: 0, out: 0 }), refused: () => ({}) as never, failures: () => [], queueWait: () => [], linkServices: () => [] });
+  const m = new GatewayMetrics({ scrape: () => ({ inFlight: 0, handlers: [], bytes: { in: 0, out: 0 }, refused: {} as never, failures: [], queueWait: [], linkServices: [] }) });
   for (let i = 0; i < 3; i++) m.requestDone('app', 'GET', 200, 0.001);
   m.requestDone('handler', 'POST', 503, 0.002, 'tcp://h');
   m.requestDone('none', 'BREW', 404, 0.0001);

@@ -101,13 +101,22 @@ export class HandlerDispatch implements RouteTarget {
   }
 
   serve(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
-    const { stats, maxBodyBytes } = this.#opts;
     if (!this.pool.hasPeers) {
-      if (this.#holdMs > 0) return this.#serveWhenPeer(req, res, hit, this.#holdMs);
-      stats.unavailable++;
-      this.failures.noService++;
-      return sendShortAnswer(res, 503, 'Service Unavailable', { retryAfterS: this.#opts.retryAfterS });
+      if (this.#holdMs > 0) return this.#serveWhenPeer(req, res, hit);
+      return this.#noService(res);
     }
+    this.#accept(req, res, hit);
+  }
+
+  #noService(res: ServerResponse): void {
+    this.#opts.stats.unavailable++;
+    this.failures.noService++;
+    sendShortAnswer(res, 503, 'Service Unavailable', { retryAfterS: this.#opts.retryAfterS });
+  }
+
+  /** A service is there: read the body (or refuse it) and send the request. */
+  #accept(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
+    const { stats, maxBodyBytes } = this.#opts;
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBodyBytes) {
       stats.tooLarge++;
@@ -178,24 +187,14 @@ export class HandlerDispatch implements RouteTarget {
   }
 
   /** Waits (bounded) for a service to connect, then serves; 503 if none came. The body stays unread in the socket meanwhile. */
-  #serveWhenPeer(req: IncomingMessage, res: ServerResponse, hit: RouteHit, waitMs: number): void {
-    let settled = false;
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      this.#opts.stats.unavailable++;
-      this.failures.noService++;
-      sendShortAnswer(res, 503, 'Service Unavailable', { retryAfterS: this.#opts.retryAfterS });
-    }, waitMs);
-    res.once('close', () => {
-      settled = true;
-      clearTimeout(timer);
-    });
-    void this.pool.whenPeer().then(() => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      this.serve(req, res, hit);
+  /** The start hold: waits (bounded, whenServable) for a service, then serves, or 503 if none came. The body stays unread in the socket meanwhile. */
+  #serveWhenPeer(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    void this.whenServable(gone.signal).then(() => {
+      if (gone.signal.aborted) return;
+      if (this.pool.hasPeers) this.#accept(req, res, hit);
+      else this.#noService(res);
     });
   }
 }

@@ -4,7 +4,7 @@
 export { HandlerDispatch, type HandlerDispatchOptions, type HandlerDispatchStats } from './handler-dispatch.js';
 
 // The pools, one per transport, and what both offer
-export type { HandlerTarget } from './handler-target.js';
+export type { HandlerTarget, PoolView } from './handler-target.js';
 export { PushSubPool } from './push-sub-pool.js';
 export { LinkPool, type LinkOptions, type LinkStats } from './link-pool.js';
 
