@@ -6,7 +6,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { Gateway } from '../gateway/gateway.js';
 import type { BrubeckReply } from '../gateway/brubeck-client.js';
@@ -14,39 +13,17 @@ import { defineApp, type OnReply } from '../gateway/app.js';
 import type { M2gateError } from '../protocol/errors.js';
 import { findServer, parseConfig } from '../protocol/mongrel2-conf.js';
 import { BrubeckPassphrase } from '../protocol/brubeck-passphrase.js';
-import { confText, tempTree, type LogLine } from './helpers/gateway.js';
+import { confText, logCapture, tempTree, type LogLine } from './helpers/gateway.js';
 import { ipcEndpoint } from './helpers/mongrel2.js';
 import { passphraseFile, requirePythonZmq, spawnPeer } from './helpers/brubeck.js';
 
 requirePythonZmq();
 const SECRET = 'my_shared_secret-7f3a9c';
 
-const logLines: LogLine[] = [];
-const logged = new EventEmitter();
-const logger = pino({ level: 'info' }, {
-  write(text: string) {
-    const line = JSON.parse(text) as LogLine;
-    logLines.push(line);
-    logged.emit('line', line);
-  },
-});
-function logLine(pred: (line: LogLine) => boolean, what: string): Promise<LogLine> {
-  const found = logLines.find(pred);
-  if (found) return Promise.resolve(found);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      logged.off('line', check);
-      reject(new Error(`no gateway log line '${what}' within 10 s`));
-    }, 10_000);
-    const check = (line: LogLine): void => {
-      if (!pred(line)) return;
-      clearTimeout(timer);
-      logged.off('line', check);
-      resolve(line);
-    };
-    logged.on('line', check);
-  });
-}
+const capture = logCapture();
+const logger = capture.logger;
+const logLines = capture.lines;
+const logLine = (pred: (line: LogLine) => boolean, what: string): Promise<LogLine> => capture.waitFor(pred, what);
 
 // ---- the app: its response handler reports here ----------------------------------------------
 
