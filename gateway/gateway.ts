@@ -133,6 +133,7 @@ export class Gateway {
       timeoutMs: this.#timeoutMs,
       retryAfterS: this.#retryAfterS,
       stats: this.stats,
+      log: this.log,
     };
     const targets = new Map<ConfigTarget, RouteTarget>();
     const poolsBySpec = new Map<string, HandlerDispatch>();

@@ -179,7 +179,6 @@ export class ResponseParser {
   #fields: Array<[string, string]> = [];
   #fieldCount = 0;
   #head: ParsedHead | undefined;
-  #headCrlf = true; // the status line's line end, which every head line must repeat
 
   constructor(events: ResponseParserEvents, options: ResponseParserOptions = {}) {
     this.#events = events;
@@ -303,15 +302,12 @@ export class ResponseParser {
     if (this.#pendingBytes > 0) line = Buffer.concat([...this.#pending, line]);
     this.#pending = [];
     this.#pendingBytes = 0;
-    const crlf = line.length > 0 && line[line.length - 1] === CR;
-    if (crlf) line = line.subarray(0, -1);
-    if (this.#state === STATE.HEAD) {
-      // A head may end its lines with bare LF (RFC 9112 §2.2), but all alike: a bare LF among
-      // CRLF lines is a header value that carried a raw LF (response splitting, e.g.
-      // `X-User: a\nSet-Cookie: ...`), which would otherwise become a header of its own.
-      if (this.#status === 0) this.#headCrlf = crlf;
-      else if (crlf !== this.#headCrlf) this.#fail('a head mixing CRLF and bare LF line ends (a raw LF in a header value?)', this.#lineStart);
-    }
+    if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, -1);
+    // A bare LF ends a line like CRLF does (RFC 9112 §2.2 lets a recipient accept it), even
+    // among CRLF lines: Brubeck joins repeated Set-Cookie headers with "\n" inside an
+    // otherwise CRLF head, and Mongrel2 passes that to browsers, which read two cookies. The
+    // head is re-emitted with CRLF, so the client never sees a bare LF. A bare CR is still
+    // refused below: no recipient agrees on what it means.
     const cr = line.indexOf(CR);
     if (cr !== -1) this.#fail('bare CR in a line', this.#lineStart + cr);
     return line;

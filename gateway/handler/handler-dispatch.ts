@@ -15,6 +15,8 @@
  *   503; so does a service call from an app route (whenServable).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ERROR_CODES } from '../../protocol/errors.js';
 import { buildHeaders } from '../m2-request-builder.js';
 import type { RouteHit, RouteTarget } from '../route-target.js';
 import { sendContinue } from '../expect-continue.js';
@@ -32,6 +34,8 @@ export interface HandlerDispatchOptions {
   retryAfterS: number;
   /** The gateway's counters, shared by all its routes. */
   stats: HandlerDispatchStats;
+  /** Where a 502 for a malformed handler reply is logged with its reason. */
+  log: Logger;
 }
 
 export interface HandlerDispatchStats {
@@ -163,8 +167,12 @@ export class HandlerDispatch implements RouteTarget {
     }, this.#opts.timeoutMs);
     const relay = new HttpRelay(res, req.method === 'HEAD', this.#opts.retryAfterS, {
       onActivity: () => timer.refresh(),
-      onDone: (outcome) => {
-        if (outcome === 'bad-reply') this.failures.badReply++;
+      onDone: (outcome, reason) => {
+        if (outcome === 'bad-reply') {
+          this.failures.badReply++;
+          // The client sees only "502 Bad Gateway": the handler's author needs the why.
+          this.#opts.log.warn({ code: ERROR_CODES.BAD_REPLY, handler: pool.config.sendSpec, connId, path, err: reason instanceof Error ? reason.message : String(reason) }, 'bad reply from the handler: 502');
+        }
         clearTimeout(timer);
         pool.release(connId);
       },
@@ -186,7 +194,6 @@ export class HandlerDispatch implements RouteTarget {
     }
   }
 
-  /** Waits (bounded) for a service to connect, then serves; 503 if none came. The body stays unread in the socket meanwhile. */
   /** The start hold: waits (bounded, whenServable) for a service, then serves, or 503 if none came. The body stays unread in the socket meanwhile. */
   #serveWhenPeer(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
     const gone = new AbortController();

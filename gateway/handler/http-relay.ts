@@ -15,8 +15,9 @@ import { sendShortAnswer } from '../short-answer.js';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection']);
 
 export interface RelayEvents {
-  /** The response is complete, failed, or abandoned: release the connection id. */
-  onDone(outcome: 'complete' | 'bad-reply' | 'closed'): void;
+  /** The response is complete, failed, or abandoned: release the connection id. With
+   * 'bad-reply', `reason` is what was wrong with the handler's bytes (for the log). */
+  onDone(outcome: 'complete' | 'bad-reply' | 'closed', reason?: unknown): void;
   /** A reply message arrived for this response. */
   onActivity?(): void;
 }
@@ -87,14 +88,14 @@ export class HttpRelay implements ReplySink {
       // A head alone in its message is handed to node:http now, so a streamed reply's head
       // reaches the client without waiting for its body.
       this.#flushHead();
-    } catch {
+    } catch (err) {
       // Bytes after a complete response: a HEAD response is complete at its head but many
       // handlers send the body anyway (Mongrel2 writes it raw, §4.3), and a handler that
       // appends a second response is trying to answer a request it was not given. The
       // response went out whole and node:http frames it, so drop the extra bytes instead of
       // cutting it (its write may not even have left the socket yet).
       if (this.#finished) return;
-      this.#fail();
+      this.#fail(err);
     }
   }
 
@@ -102,8 +103,8 @@ export class HttpRelay implements ReplySink {
     if (this.#finished) return;
     try {
       this.#parser.close();
-    } catch {
-      this.#fail();
+    } catch (err) {
+      this.#fail(err);
       return;
     }
     // The response ended with the close message: the connection goes too (§4.3).
@@ -112,11 +113,11 @@ export class HttpRelay implements ReplySink {
   }
 
   /** A reply that is not valid HTTP: 502 if nothing was sent yet, else cut the connection. */
-  #fail(): void {
+  #fail(reason: unknown): void {
     this.#finished = true;
     // Cuts the connection instead when the head already went.
     sendShortAnswer(this.#res, 502, 'Bad Gateway', { close: true });
-    this.#events.onDone('bad-reply');
+    this.#events.onDone('bad-reply', reason);
   }
 
   #finish(outcome: 'complete'): void {
