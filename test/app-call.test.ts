@@ -179,13 +179,15 @@ test('ctx.call deadline: M2G_ERR_CALL_TIMEOUT, a 504 when unhandled, a disconnec
   assert.equal(res.status, 504);
   assert.match(res.body, /^no reply from \/raw\/never within 50 ms \(error id [0-9a-f-]{36}\)\n$/);
   // The handler is told to stop, as Mongrel2 tells it about a client that left (§3.6).
-  const notice = await raw.next('the disconnect notice');
+  const notice = await raw.notice('the disconnect notice');
   assert.equal(notice.msg.kind, 'disconnect');
   assert.equal(notice.msg.connId, msg.connId);
   // A reply that comes after the deadline goes nowhere and is counted.
   await raw.reply(msg.connId, 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate');
   await rawBarrier('after-deadline');
   assert.equal(pool.stats.unknownIds, unknownBefore + 1);
+  // ...and, as Mongrel2 answers a reply to a gone id (§4.6), the handler hears that id is gone.
+  assert.equal((await raw.notice('the notice answering the late reply')).msg.connId, msg.connId);
   assert.deepEqual(settled.filter((e) => e.tag === 'deadline'), [{ tag: 'deadline', code: 'M2G_ERR_CALL_TIMEOUT', status: 504 }]);
   assert.equal(pool.pending, 0);
   assert.ok(logLines.some((l) => l.msg === 'app route failed' && l.route === 'GET /app/call'), 'the unhandled error is logged with its route');
@@ -197,7 +199,7 @@ test('ctx.call deadline caught by the route: the error carries code M2G_ERR_CALL
   const res = await pending;
   assert.equal(res.status, 200);
   assert.deepEqual(JSON.parse(res.body), { code: 'M2G_ERR_CALL_TIMEOUT', statusCode: 504, name: 'M2gateError' });
-  assert.equal((await raw.next('the disconnect notice')).msg.connId, msg.connId);
+  assert.equal((await raw.notice('the disconnect notice')).msg.connId, msg.connId);
 });
 
 test('ctx.call errors without a handler reply: M2G_ERR_NO_HANDLER → 503, M2G_ERR_NO_ROUTE → 404 (unmatched and Dir paths), M2G_ERR_REQUEST → 400', async () => {
@@ -265,8 +267,9 @@ test('ctx.send: 202 at once, onReply called exactly once for a reply, a timeout,
   assert.equal(e4.err?.code, 'M2G_ERR_CALL_TIMEOUT');
   assert.equal(e4.err?.statusCode, 504);
   assert.equal(e4.reply, undefined);
-  assert.equal((await raw.next('the disconnect notice')).msg.connId, slow.msg.connId);
+  assert.equal((await raw.notice('the disconnect notice')).msg.connId, slow.msg.connId);
   await raw.reply(slow.msg.connId, 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate');
+  assert.equal((await raw.notice('the notice answering the late reply')).msg.connId, slow.msg.connId);
 
   // Errors before anything is sent; a response handler that throws.
   await get(`/app/send?tag=s-nohandler&path=${q('/none/x')}`);
@@ -387,7 +390,7 @@ test('close() settles the ctx.send calls still waiting: onReply gets M2G_ERR_CAL
   assert.equal(await gateway.close(), true);
   const e = await appEvent('onReply', onReplies, (x) => x.tag === 's-at-close');
   assert.equal(e.err?.code, 'M2G_ERR_CALL_ABORTED');
-  const notice = await raw.next('the disconnect notice');
+  const notice = await raw.notice('the disconnect notice');
   assert.equal(notice.msg.kind, 'disconnect');
   assert.equal(notice.msg.connId, pending.msg.connId);
   assert.equal(pool.pending, 0);

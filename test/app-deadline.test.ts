@@ -104,7 +104,7 @@ test("past the route's deadline its ctx.call is aborted: the service gets a disc
   const res = await pending;
   assert.equal(res.status, 504);
   assert.match(res.body, /did not answer within 200 ms/);
-  const notice = await fake.next('the disconnect notice');
+  const notice = await fake.notice('the disconnect notice');
   assert.equal(notice.msg.kind, 'disconnect');
   assert.equal(notice.msg.connId, sent.msg.connId);
 });

@@ -234,7 +234,7 @@ test('Mongrel2 restarts: in-flight work is cut and aborted, the gateway reconnec
   assert.equal(heldAborted.connId, heldStarted.connId);
   const appAborted = await probes.waitFor(isProbe('aborted', 'app-before-restart'));
   assert.equal(appAborted.connId, appStarted.connId);
-  const notice = await raw.next('the disconnect notice for the pre-restart request');
+  const notice = await raw.notice('the disconnect notice for the pre-restart request');
   assert.equal(notice.msg.kind, 'disconnect');
   assert.equal(notice.msg.connId, oldReq.msg.connId);
   assert.equal(probesPool.pending, 0);

@@ -105,6 +105,11 @@ test('replies for unknown ids are dropped and counted, also when mixed with a kn
   await handler.reply([id, 987_654_322], ok('mine'));
   assert.equal((await c.response()).body.toString(), 'mine');
   assert.equal(pool.stats.unknownIds - unknown, 3);
+  // Each unknown id is answered with Mongrel2's exact disconnect notice, in order (§4.6).
+  for (const gone of [987_654_321, 0, 987_654_322]) {
+    const { raw } = await handler.notice(`the notice for ${gone}`);
+    assert.ok(raw.equals(encodeDisconnect(H.sendIdent, gone, 'json')), raw.toString('latin1'));
+  }
 });
 
 test('a malformed reply and nothing else: 504 at the handler timeout, a disconnect to the handler, the late reply dropped', async () => {
@@ -112,7 +117,7 @@ test('a malformed reply and nothing else: 504 at the handler timeout, a disconne
   await handler.publish(rawReply(H.sendIdent, `${id} ${'9'.repeat(20)}`, ok(MARK)));
   const r = await c.response();
   assert.equal(r.status, 504);
-  const { raw } = await handler.next('disconnect after the timeout');
+  const { raw } = await handler.notice('disconnect after the timeout');
   assert.ok(raw.equals(encodeDisconnect(H.sendIdent, id, 'json')), raw.toString('latin1'));
   const unknown = pool.stats.unknownIds;
   await handler.reply(id, ok(MARK));
@@ -122,6 +127,8 @@ test('a malformed reply and nothing else: 504 at the handler timeout, a disconne
   await handler.reply(msg.connId, ok('next'));
   assert.equal((await c.response()).body.toString(), 'next');
   assert.equal(pool.stats.unknownIds - unknown, 1);
+  const late = await handler.notice('the notice answering the late reply');
+  assert.ok(late.raw.equals(encodeDisconnect(H.sendIdent, id, 'json')), late.raw.toString('latin1'));
 });
 
 /** [name, reply body]: invalid HTTP before any head went out → 502. */

@@ -6,6 +6,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { encodeDisconnect } from '../protocol/m2-request.js';
+import { encodeControl } from '../protocol/m2-reply.js';
+import { encode } from '../protocol/tnetstring.js';
 import { fakeHandler, handlerConf, logCapture, startGateway, type FakeHandler, type RawClient } from './helpers/gateway.js';
 
 const JSON_H = handlerConf('/h/', '1a2b3c4d-0000-4000-8000-00000000json');
@@ -105,6 +107,11 @@ test('a reply to an unknown id is dropped and counted; the known id of the same 
   await json.reply(id2, ok('next'));
   assert.equal((await c.response()).body.toString(), 'next');
   assert.equal(pool.stats.unknownIds - before, 3);
+  // Each is answered as Mongrel2 answers it (§4.6): that id's exact disconnect notice, in order.
+  for (const gone of [987_654_321, 987_654_322, id]) {
+    const { raw } = await json.notice(`the notice for ${gone}`);
+    assert.ok(raw.equals(encodeDisconnect(json.sender, gone, 'json')), raw.toString('latin1'));
+  }
 });
 
 test('a reply from a foreign sender is ignored and counted (DESIGN: deliberate difference)', async () => {
@@ -141,6 +148,7 @@ test('a garbage reply becomes one 502 and closes the connection; later bytes for
   await json.reply(id2, ok('fine'));
   assert.equal((await d.response()).body.toString(), 'fine');
   assert.equal(pool.stats.unknownIds - before, 1);
+  assert.equal((await json.notice('the notice answering the late reply')).msg.connId, id);
 });
 
 test('garbage after a valid head cuts the connection: no second status line', async () => {
@@ -193,7 +201,7 @@ for (const [name, h, path] of [
     const c = await rig.client();
     const id = await forward(c, h, path);
     c.destroy();
-    const { raw, msg } = await h.next('disconnect notice');
+    const { raw, msg } = await h.notice('disconnect notice');
     assert.equal(msg.kind, 'disconnect');
     assert.ok(raw.equals(encodeDisconnect(h.sender, id, name)), raw.toString('latin1'));
   });
@@ -296,7 +304,7 @@ test('no reply within the handler timeout → 504, a disconnect message to the h
     const id = await forward(c, slow, '/slow/x');
     const r = await c.response();
     assert.equal(r.status, 504);
-    const { raw } = await slow.next('disconnect after timeout');
+    const { raw } = await slow.notice('disconnect after timeout');
     assert.ok(raw.equals(encodeDisconnect(h.sendIdent, id, 'json')), raw.toString('latin1'));
     assert.equal(quick.gateway.stats.timedOut, 1);
     // The late reply never reaches the (kept-alive) connection; the next request's reply does.
@@ -350,6 +358,12 @@ test('a close message after a complete response is expected, not counted as an u
   await json.reply(id2, ok('barrier'));
   assert.equal((await c.response()).body.toString(), 'barrier');
   assert.equal(pool.stats.unknownIds - before, 1);
+  // Only the second close is answered with a notice; a ctl cancel to a gone id gets nothing
+  // (§4.7): the next notice is the one for a reply to a made-up id sent after the cancel.
+  await json.publish(encodeControl(json.sender, id, encode(['ctl', { cancel: true }])));
+  await json.reply(987_000_001, ok('nobody'));
+  assert.equal((await json.notice('the notice for the second close')).msg.connId, id);
+  assert.equal((await json.notice('the notice for the made-up id')).msg.connId, 987_000_001);
 });
 
 test('a handler that goes away: 503 at once while none is connected, served again when one returns', async () => {

@@ -193,7 +193,7 @@ test('gateway: exact counts by kind and cause on /metrics, the link service its 
   assert.deepEqual(ps.errors, { '502': 1, '503': 1, '504': 1 });
 
   // The handler goes away: not ready again, naming it.
-  const notice = await h.next('the disconnect notice of the 504');
+  const notice = await h.notice('the disconnect notice of the 504');
   assert.equal(notice.msg.path, '@*');
   handler.stop();
   handler = undefined;

@@ -285,7 +285,7 @@ test('READY from a registered peer registers it again: what it held is sent to i
   );
 });
 
-test("a REPLY for a request another service holds is dropped and counted; the holder's reply gets through", async (t) => {
+test("a REPLY for a request another service holds is dropped, counted and answered with DISCONNECT to its sender; the holder's reply gets through", async (t) => {
   const r = await rig(t);
   const a = await service(t, r, 1, 1, 'a');
   const b = await service(t, r, 1, 1, 'b');
@@ -302,6 +302,12 @@ test("a REPLY for a request another service holds is dropped and counted; the ho
   assert.equal((await ca.response()).body.toString(), 'from a');
   assert.equal((await cb.response()).body.toString(), 'from b');
   assert.equal(r.pool.stats.unknownIds, 1);
+  // The forger, and only it, hears that the id it named is not one of its own (§4.6).
+  const notice = await b.inbox.waitFor((g) => g.msg.command === 'DISCONNECT', 'DISCONNECT to the forger');
+  assert.equal(notice.req!.connId, qa.connId);
+  assert.equal(notice.req!.body.toString(), '{"type":"disconnect"}');
+  await barrier(a);
+  assert.equal(a.count('DISCONNECT'), 0);
 });
 
 test('a client that goes away: only the service holding its request gets DISCONNECT, which uses no credit', async (t) => {

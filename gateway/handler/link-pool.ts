@@ -51,6 +51,8 @@ interface Peer extends SchedPeer {
   /** Made once per peer: they run for every message. */
   owns: (connId: number) => boolean;
   onReplied: (connId: number) => void;
+  /** A reply from this peer named an id it does not hold: it hears that id is gone (§4.6). */
+  onUnknown: (connId: number) => void;
   onSendFailure: (err: unknown) => void;
   /** The service's latest METRICS report, parsed; replaced by each new one. */
   report: unknown[] | undefined;
@@ -218,11 +220,15 @@ export class LinkPool implements HandlerTarget {
     this.#replies.forget(connId);
     const job = this.#sched.finish(connId);
     // Only the service holding the request hears of it (§3.6 can only load-balance).
-    if (job?.peer && !this.#closed) {
-      const notice = encodeDisconnect(this.config.sendIdent, connId, this.config.protocol);
-      // The scheduler only ever holds this pool's own peers.
-      this.#sendTo(job.peer as Peer, encodeLink({ command: 'DISCONNECT', message: notice }));
-    }
+    // The scheduler only ever holds this pool's own peers.
+    if (job?.peer) this.#tellGone(job.peer as Peer, connId);
+  }
+
+  /** Mongrel2's disconnect notice for `connId` (§3.6), to `peer` alone. */
+  #tellGone(peer: Peer, connId: number): void {
+    if (this.#closed) return;
+    const notice = encodeDisconnect(this.config.sendIdent, connId, this.config.protocol);
+    this.#sendTo(peer, encodeLink({ command: 'DISCONNECT', message: notice }));
   }
 
   #sendTo(peer: Peer, frames: Buffer[]): void {
@@ -267,7 +273,7 @@ export class LinkPool implements HandlerTarget {
     peer.liveness.heard();
     switch (message.command) {
       case 'REPLY':
-        this.#replies.deliver(message.message, peer.owns, peer.onReplied);
+        this.#replies.deliver(message.message, peer);
         this.#credit(peer, message.credit);
         return;
       case 'CREDIT':
@@ -302,6 +308,7 @@ export class LinkPool implements HandlerTarget {
         const job = this.#sched.job(connId);
         if (job) job.replied = true;
       },
+      onUnknown: (connId) => this.#tellGone(peer, connId),
       onSendFailure: (err) => {
         // EHOSTUNREACH: the peer's connection is gone.
         this.#lose(peer, (err as { code?: string }).code ?? 'send failed');

@@ -104,12 +104,20 @@ export class PushSubPool implements HandlerTarget {
   /** The client went away or timed out: tell the handler, as Mongrel2 does (§3.6). */
   disconnect(connId: number): void {
     this.#replies.forget(connId);
+    this.#notifyGone(connId);
+  }
+
+  #notifyGone(connId: number): void {
     if (this.hasPeers && !this.#closed) this.#out.send(encodeDisconnect(this.config.sendIdent, connId, this.config.protocol));
   }
 
+  /** A reply to an id that is gone is told so on the PUSH socket, as Mongrel2 does (§4.6):
+   * like Mongrel2's, the notice may reach any of the handler processes. */
+  readonly #replyFrom = { onUnknown: (connId: number) => this.#notifyGone(connId) };
+
   async #readLoop(): Promise<void> {
     try {
-      for await (const [frame] of this.#sub) if (frame) this.#replies.deliver(frame);
+      for await (const [frame] of this.#sub) if (frame) this.#replies.deliver(frame, this.#replyFrom);
     } catch (err) {
       if (!this.#closed) this.#log.error({ err }, 'reply loop failed');
     }

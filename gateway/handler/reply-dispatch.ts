@@ -32,6 +32,17 @@ export interface HandlerPoolStats {
 
 const RECENT_IDS = 4096;
 
+/** What a Handler target knows about the peer a reply came from. */
+export interface ReplyFrom {
+  /** Whether that peer may answer the id (the link's rule; PUSH/SUB cannot tell peers apart). */
+  owns?: (id: number) => boolean;
+  /** Each id that got data or a close. */
+  onReplied?: (id: number) => void;
+  /** Each id the reply named that has no response waiting for it: the target sends that peer
+   * Mongrel2's disconnect notice for it (§4.6), once per id per reply message. */
+  onUnknown?: (id: number) => void;
+}
+
 let lastConnId = 0;
 
 /** Connection ids are unique for the life of the process and never reused. */
@@ -91,12 +102,8 @@ export class ReplyDispatch {
     }
   }
 
-  /**
-   * Delivers one reply message. `owns(id)` says whether the peer that sent it
-   * may answer that id (the link's rule; PUSH/SUB cannot tell peers apart).
-   * `onReplied(id)` is told of each id that got data or a close.
-   */
-  deliver(frame: Buffer, owns?: (id: number) => boolean, onReplied?: (id: number) => void): void {
+  /** Delivers one reply message, sent by the peer `from` describes. */
+  deliver(frame: Buffer, from: ReplyFrom = {}): void {
     let reply;
     try {
       reply = parseReply(frame);
@@ -125,14 +132,21 @@ export class ReplyDispatch {
       if (!cancel) return;
       close = true;
     }
+    // Mongrel2 answers a reply to an id it does not have with a disconnect notice, except a
+    // ctl cancel, which gets nothing (§4.6, §4.7).
+    const onUnknown = reply.extended ? undefined : from.onUnknown;
     this.stats.replies++;
     for (const id of reply.ids) {
       const sink = this.#sinks.get(id);
-      if (sink === undefined || (owns !== undefined && !owns(id))) {
-        if (!(close && sink === undefined && this.#finished.delete(id))) this.stats.unknownIds++;
+      if (sink === undefined || (from.owns !== undefined && !from.owns(id))) {
+        // A close right after a complete response is the expected end: that id is not unknown.
+        if (!(close && sink === undefined && this.#finished.delete(id))) {
+          this.stats.unknownIds++;
+          onUnknown?.(id);
+        }
         continue;
       }
-      onReplied?.(id);
+      from.onReplied?.(id);
       // One connection's failure must not end the reply loop that serves all the others.
       try {
         if (close) {

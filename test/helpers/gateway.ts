@@ -208,10 +208,14 @@ export interface Received {
 
 export interface FakeHandler {
   readonly sender: string;
-  /** The next message the gateway pushed (requests and `@*` notices alike). */
+  /** The next request the gateway pushed (not a `@*` notice). */
   next(what?: string): Promise<Received>;
-  /** Messages received and not yet taken. */
+  /** The next `@*` notice the gateway pushed (a disconnect, §3.6 and §4.6), in order. */
+  notice(what?: string): Promise<Received>;
+  /** Requests received and not yet taken. */
   readonly queued: number;
+  /** Notices received and not yet taken. */
+  readonly noticesQueued: number;
   /** Publishes a reply (`body` empty = close, §4.3) as `sender` (default: the Handler's send_ident). */
   reply(ids: number | number[], body: string | Buffer, sender?: string): Promise<void>;
   close(ids: number | number[]): Promise<void>;
@@ -235,16 +239,16 @@ export async function fakeHandler(h: HandlerConf, peerSeen: HandlerTarget | (() 
   pub.connect(h.recvSpec);
   const seen = typeof peerSeen === 'function' ? peerSeen() : peerSeen.whenPeer();
   await deadline(Promise.all([pubReady, pullReady, seen]), 'fake handler connecting');
-  const received: Received[] = [];
-  const waiters: Array<(r: Received) => void> = [];
+  // Requests and notices queue apart: a test awaiting a request is not handed the notice a
+  // reply to a gone id produced (§4.6), and one awaiting a notice sees them in order.
+  const requests = inbox();
+  const notices = inbox();
   let stopped = false;
   void (async () => {
     try {
       for await (const [frame] of pull) {
         const r = { raw: frame!, msg: parseRequest(frame!) };
-        const waiter = waiters.shift();
-        if (waiter) waiter(r);
-        else received.push(r);
+        (r.msg.path === '@*' ? notices : requests).put(r);
       }
     } catch (err) {
       if (!stopped) throw err;
@@ -252,7 +256,36 @@ export async function fakeHandler(h: HandlerConf, peerSeen: HandlerTarget | (() 
   })();
   return {
     sender: h.sendIdent,
-    next(what = 'handler message') {
+    next: (what = 'handler request') => requests.take(what),
+    notice: (what = 'handler notice') => notices.take(what),
+    get queued() {
+      return requests.size;
+    },
+    get noticesQueued() {
+      return notices.size;
+    },
+    reply: (ids, body, sender = h.sendIdent) => pub.send(encodeReply(sender, ids, body)),
+    close: (ids) => pub.send(encodeClose(h.sendIdent, ids)),
+    publish: (bytes) => pub.send(bytes),
+    stop() {
+      stopped = true;
+      pull.close();
+      pub.close();
+    },
+  };
+}
+
+/** A queue of received messages that callers await in order, each bounded by `deadline`. */
+function inbox(): { put(r: Received): void; take(what: string): Promise<Received>; readonly size: number } {
+  const received: Received[] = [];
+  const waiters: Array<(r: Received) => void> = [];
+  return {
+    put(r) {
+      const waiter = waiters.shift();
+      if (waiter) waiter(r);
+      else received.push(r);
+    },
+    take(what) {
       const ready = received.shift();
       if (ready) return Promise.resolve(ready);
       let waiter: ((r: Received) => void) | undefined;
@@ -265,16 +298,8 @@ export async function fakeHandler(h: HandlerConf, peerSeen: HandlerTarget | (() 
         throw err;
       });
     },
-    get queued() {
+    get size() {
       return received.length;
-    },
-    reply: (ids, body, sender = h.sendIdent) => pub.send(encodeReply(sender, ids, body)),
-    close: (ids) => pub.send(encodeClose(h.sendIdent, ids)),
-    publish: (bytes) => pub.send(bytes),
-    stop() {
-      stopped = true;
-      pull.close();
-      pub.close();
     },
   };
 }
