@@ -256,6 +256,9 @@ export class AppRoutes {
       this.#deadlines.delete(deadline);
       // Past the deadline the client has its 504 already.
       if (timedOut || res.destroyed) return;
+      // writeHead fixes the head before end() sees the body: without a length node:http would
+      // answer HTTP/1.1 chunked and close an HTTP/1.0 keep-alive connection.
+      setLength(init);
       res.writeHead(init.status, init.headers as Record<string, string | string[]>);
       res.end(req.method === 'HEAD' ? undefined : init.body);
     } catch (err) {
@@ -264,6 +267,17 @@ export class AppRoutes {
       fail(res, err, log);
     }
   }
+}
+
+/** Gives a body its Content-Length unless the route framed it itself (or its status has none). */
+function setLength(init: ReturnType<typeof toResponseInit>): void {
+  const { body, headers, status } = init;
+  if (body === undefined || status < 200 || status === 204 || status === 304) return;
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (lower === 'content-length' || lower === 'transfer-encoding') return;
+  }
+  headers['Content-Length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
 }
 
 /** Answers a route that failed: our own errors carry their status (a ctx.call timeout is a 504), others are 500. */

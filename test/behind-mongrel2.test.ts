@@ -146,6 +146,17 @@ test('through Mongrel2: keep-alive requests share one connection; HTTP/1.0 and C
   assert.equal(kept.ended, false);
   kept.destroy();
 
+  // HTTP/1.0 with Connection: keep-alive: kept, and every answer says so (else the client closes).
+  const kept10 = await RawClient.open(m2.port);
+  for (const path of ['/app/echo/k10', '/svc/hello', '/static/index.html']) {
+    kept10.write(`GET ${path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n`);
+    const r = await kept10.response();
+    assert.equal(r.status, 200, path);
+    assert.equal(r.headers.connection, 'keep-alive', path);
+  }
+  assert.equal(kept10.ended, false);
+  kept10.destroy();
+
   const requests = [
     { name: 'app route, HTTP/1.0', text: 'GET /app/echo/h10 HTTP/1.0\r\n\r\n', body: JSON.stringify({ token: 'h10', echoed: 'h10', status: 200 }) },
     { name: 'app route, Connection: close', text: 'GET /app/echo/cc HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', body: JSON.stringify({ token: 'cc', echoed: 'cc', status: 200 }) },
