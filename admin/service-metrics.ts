@@ -29,6 +29,8 @@ export interface ServiceMetricsSource {
   utilization(): number;
   /** Worker threads that exited unexpectedly and were replaced. */
   workerRestarts(): number;
+  /** How tasks went to the threads (workers/task-batcher.ts). */
+  threadHops(): { single: number; batches: number; batchedTasks: number };
 }
 
 export class ServiceMetrics {
@@ -50,6 +52,11 @@ export class ServiceMetrics {
     counterFrom(r, 'm2gate_service_messages_malformed_total', 'Messages from a front that were not valid Mongrel2 requests.', [], () => [[{}, s.malformed]]);
     counterFrom(r, 'm2gate_service_late_results_total', 'Results that came back after their request was answered or abandoned.', [], () => [[{}, s.lateResults]]);
     counterFrom(r, 'm2gate_service_worker_restarts_total', 'Worker threads that died and were replaced.', [], () => [[{}, source.workerRestarts()]]);
+    counterFrom(r, 'm2gate_service_thread_hops_total', 'Messages to the worker threads: a task alone, or a batch of tasks that waited for a busy thread.', ['kind'], () => {
+      const h = source.threadHops();
+      return [[{ kind: 'single' }, h.single], [{ kind: 'batch' }, h.batches]];
+    });
+    counterFrom(r, 'm2gate_service_batched_tasks_total', 'Tasks that went to a thread in a batch.', [], () => [[{}, source.threadHops().batchedTasks]]);
     gaugeFrom(r, 'm2gate_service_tasks_live', 'Requests accepted and not yet answered.', [], () => [[{}, source.liveTasks()]]);
     gaugeFrom(r, 'm2gate_service_queue_depth', 'Tasks waiting for a worker thread.', [], () => [[{}, source.queuedTasks()]]);
     gaugeFrom(r, 'm2gate_service_threads', 'Worker threads in the pool.', [], () => [[{}, source.threads()]]);

@@ -46,6 +46,9 @@ Options (each also read from the environment variable shown):
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (default 10000)   M2GATE_DRAIN_TIMEOUT
   --max-heap-mb N       heap limit per worker thread: a route over it gets 500 and
                         its thread is replaced (default: Node's limit)          M2GATE_MAX_HEAP_MB
+  --batch-ms MS         requests waiting for a busy thread go to it together, as many
+                        as their routes' measured run time fits in MS (default 1;
+                        0: every request alone)                                 M2GATE_BATCH_MS
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
 ${ADMIN_HELP}                        (over --connect the gateway's own /metrics shows this
                         service's metrics too: --admin is for PUSH/SUB services)
@@ -79,6 +82,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       'max-queue': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'max-heap-mb': { type: 'string' },
+      'batch-ms': { type: 'string' },
       'log-level': { type: 'string' },
       ...ADMIN_OPTIONS,
       ...SERVICE_CURVE_OPTIONS,
@@ -131,6 +135,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     maxQueue: intFlag(values, 'max-queue', 0),
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
     maxHeapMb: intFlag(values, 'max-heap-mb', 16),
+    batchMs: intFlag(values, 'batch-ms', 0, 60_000),
     curve: curveFromFlags(values),
     logger,
   });

@@ -46,6 +46,12 @@ export interface ServiceOptions {
   retryAfterSeconds?: number;
   /** Heap limit of each worker thread in MiB: a route that exceeds it gets 500 and its thread is replaced. Defaults to Node's own limit. */
   maxHeapMb?: number | undefined;
+  /**
+   * Requests that wait for a busy thread go to it as one batch, as many as their routes'
+   * measured run times fit in this many ms (workers/task-batcher.ts); 0 sends each alone.
+   * Defaults to 1.
+   */
+  batchMs?: number;
   /** CURVE client keys for the sockets to the front (this service's pair and the front's public key). */
   curve?: CurveConfig | undefined;
   /** Keep metrics (admin/service-metrics.ts) for an admin listener and, over the link, for the gateway. Off by default. */
@@ -100,6 +106,8 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
   if (options.curve !== undefined && options.curve.serverKey === undefined) {
     throw new M2gateError(ERROR_CODES.CONFIG, "CURVE is on but the front's public key is missing (--curve-server-key / M2GATE_CURVE_SERVER_KEY)");
   }
+  const batchMs = options.batchMs ?? 1;
+  if (!(Number.isFinite(batchMs) && batchMs >= 0)) throw new M2gateError(ERROR_CODES.OPTION, 'batchMs must be a number of ms, 0 or more');
   const credit = options.credit ?? 32 * workers;
   if (!(Number.isInteger(credit) && credit >= 1 && credit <= 999_999)) throw new M2gateError(ERROR_CODES.OPTION, 'credit must be an integer from 1 to 999999');
   return {
@@ -119,6 +127,7 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     abortGraceMs: options.abortGraceMs ?? 1_000,
     retryAfterSeconds: options.retryAfterSeconds ?? 1,
     maxHeapMb: options.maxHeapMb,
+    batchMs,
     curve: options.curve,
   };
 }

@@ -59,6 +59,8 @@ export interface ServiceStats {
 interface Pending extends AbortableTask, Ordered, CreditHolder {
   key: string;
   req: M2Request;
+  /** The message `req` was parsed from: what the worker thread gets. */
+  frame: Buffer;
   route: MethodRoute | undefined;
   close: boolean;
   head: boolean;
@@ -124,6 +126,7 @@ export class Service {
           threads: () => (this.#running ? this.#pool.threads : 0),
           utilization: () => (this.#running ? this.#pool.utilization : 0),
           workerRestarts: () => (this.#running ? this.#pool.restarts : 0),
+          threadHops: () => (this.#running ? this.#pool.batchStats : { single: 0, batches: 0, batchedTasks: 0 }),
         })
       : undefined;
   }
@@ -172,7 +175,7 @@ export class Service {
     const slots = 2 * (workers + maxQueue);
     this.#aborts = new TaskAborts(slots, this.#opts.abortGraceMs, (p, thread) => this.#terminate(p, thread));
     ({ pool: this.#pool, routes: this.#routes } = await ThreadPool.start(
-      { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, abort: this.#aborts.shared, log: this.log },
+      { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, batchMs: this.#opts.batchMs, abort: this.#aborts.shared, log: this.log },
       (routes) => {
         this.#routeTimeouts = routes.map((r) => r.timeoutMs);
         return compileMethodRoutes(routes);
@@ -252,6 +255,7 @@ export class Service {
       slot: -1,
       key,
       req,
+      frame,
       route: undefined,
       close: wantsClose(req),
       head: method === 'HEAD',
@@ -281,28 +285,14 @@ export class Service {
       this.stats.rejected503++;
       return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
     }
-    this.#dispatch(p, found.index!, found.params!, method);
+    this.#dispatch(p, found.index!, found.params!);
   }
 
-  #dispatch(p: Pending, route: number, params: Record<string, string>, method: string): void {
+  #dispatch(p: Pending, route: number, params: Record<string, string>): void {
     this.#aborts.claim(p);
     p.live = true;
     this.#live++;
-    const { req } = p;
-    const task: RunTask = {
-      kind: 'run',
-      id: p.id,
-      slot: p.slot,
-      route,
-      method,
-      path: req.path,
-      params,
-      headers: req.headers,
-      body: req.body,
-      connId: req.connId,
-      sender: req.sender,
-      head: p.head,
-    };
+    const task: RunTask = { kind: 'run', id: p.id, slot: p.slot, route, params, frame: p.frame, head: p.head };
     const timeoutMs = this.#routeTimeouts[route] ?? this.#opts.timeoutMs;
     p.timer = setTimeout(() => {
       this.stats.timedOut++;
@@ -423,8 +413,9 @@ export class Service {
     }
     await this.#front.close();
     this.#aborts.close();
+    const hops = this.#pool.batchStats;
     await this.#pool.destroy();
-    this.log.info({ drained, stats: this.stats }, 'service stopped');
+    this.log.info({ drained, stats: this.stats, hops }, 'service stopped');
     return drained;
   }
 }

@@ -11,7 +11,8 @@ import { Piscina } from 'piscina';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import type { Logger } from 'pino';
 import type { AbortShared } from './abort-protocol.js';
-import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+import type { BatchResult, DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+import { TaskBatcher } from './task-batcher.js';
 
 export interface ThreadPoolOptions {
   /** file: URL of the compiled routes module each thread imports. */
@@ -20,6 +21,8 @@ export interface ThreadPoolOptions {
   workers: number;
   /** piscina's own queue bound: every task that may hold an abort slot. */
   maxQueue: number;
+  /** The batches' time budget (TaskBatcher budgetMs; 0: no batches). */
+  batchMs: number;
   /** Old-generation heap limit per thread in MiB; undefined keeps Node's. */
   maxHeapMb: number | undefined;
   /** The cooperative abort's shared memory (abort-main.ts `shared`). */
@@ -30,14 +33,23 @@ export interface ThreadPoolOptions {
 /** The routes as the module defines them, in definition order (a task's `route` indexes them). */
 export type DescribedRoutes = DescribeResult['routes'];
 
+type Pool = Piscina<WorkerTask, RunResult | DescribeResult | BatchResult>;
+
 export class ThreadPool {
-  readonly #pool: Piscina<WorkerTask, RunResult | DescribeResult>;
+  readonly #pool: Pool;
+  readonly #batcher: TaskBatcher;
   #destroying = false;
   /** Threads that exited while the pool was up (each is replaced by piscina). */
   restarts = 0;
 
-  private constructor(pool: Piscina<WorkerTask, RunResult | DescribeResult>) {
+  private constructor(pool: Pool, threads: number, batchMs: number) {
     this.#pool = pool;
+    this.#batcher = new TaskBatcher({
+      threads,
+      budgetMs: batchMs,
+      runOne: (task) => pool.run(task) as Promise<RunResult>,
+      runBatch: (tasks) => pool.run({ kind: 'batch', tasks }) as Promise<BatchResult>,
+    });
     pool.on('workerDestroy', () => {
       if (!this.#destroying) this.restarts++;
     });
@@ -48,9 +60,14 @@ export class ThreadPool {
     return this.#pool.utilization;
   }
 
-  /** Tasks waiting in piscina's queue for a thread. */
+  /** Tasks waiting for a thread (in the batcher, or in piscina's queue). */
   get queueSize(): number {
-    return this.#pool.queueSize;
+    return this.#batcher.queued + this.#pool.queueSize;
+  }
+
+  /** How tasks went to the threads: alone, or in batches (task-batcher.ts). */
+  get batchStats(): TaskBatcher['stats'] {
+    return this.#batcher.stats;
   }
 
   get threads(): number {
@@ -71,7 +88,7 @@ export class ThreadPool {
     // dist/ runs worker-entry.js; under tsx (tests, dev) worker-entry.ts, whose
     // loader the threads inherit from --import tsx.
     const ext = extname(fileURLToPath(import.meta.url));
-    const pool = new Piscina<WorkerTask, RunResult | DescribeResult>({
+    const pool: Pool = new Piscina<WorkerTask, RunResult | DescribeResult | BatchResult>({
       filename: new URL(`./worker-entry${ext}`, import.meta.url).href,
       minThreads: workers,
       maxThreads: workers,
@@ -99,7 +116,7 @@ export class ThreadPool {
       const failed = described.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
       const { routes } = (described[0] as PromiseFulfilledResult<DescribeResult>).value;
-      return { pool: new ThreadPool(pool), routes: readRoutes(routes) };
+      return { pool: new ThreadPool(pool, workers, options.batchMs), routes: readRoutes(routes) };
     } catch (err) {
       await pool.destroy();
       // The error crossed from the worker thread without Node's source excerpt:
@@ -112,7 +129,7 @@ export class ThreadPool {
 
   /** Queues the task; rejects when its thread dies under it. */
   run(task: RunTask): Promise<RunResult> {
-    return this.#pool.run(task) as Promise<RunResult>;
+    return this.#batcher.run(task);
   }
 
   /**
@@ -129,6 +146,7 @@ export class ThreadPool {
   /** Ends every thread; queued tasks are rejected. */
   destroy(): Promise<void> {
     this.#destroying = true;
+    this.#batcher.failWaiting(new Error('the worker pool is closing'));
     return this.#pool.destroy();
   }
 }

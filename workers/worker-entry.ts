@@ -10,11 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import { encodeReply } from '../protocol/m2-reply.js';
+import { parseRequest } from '../protocol/m2-request.js';
 import { parseQuery } from '../protocol/method-router.js';
 import { readServiceRoutes, type ServiceRouteEntry, type ServiceRequest } from './service-routes.js';
 import { textResponse, toHttpResponse } from './result.js';
 import { AbortListener } from './abort-worker.js';
-import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+import type { BatchResult, DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
 
 const config = workerData as WorkerConfig;
 const aborts = new AbortListener(config.abort);
@@ -36,16 +37,19 @@ async function runTask(task: RunTask): Promise<RunResult> {
   }
   const entry = (await routes())[task.route];
   if (entry === undefined) throw new M2gateError(ERROR_CODES.MODULE, `no route #${task.route} in the routes module`);
+  // The main thread parsed this message already: it cannot fail here.
+  const req = parseRequest(Buffer.from(task.frame.buffer, task.frame.byteOffset, task.frame.byteLength));
+  const { headers } = req;
   const signal = aborts.track(task.slot, task.id);
   const request: ServiceRequest = {
-    method: task.method,
-    path: task.path,
+    method: typeof headers.METHOD === 'string' ? headers.METHOD : 'GET',
+    path: req.path,
     params: task.params,
-    query: typeof task.headers.QUERY === 'string' ? parseQuery(task.headers.QUERY) : {},
-    headers: task.headers,
-    body: Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength),
-    connId: task.connId,
-    sender: task.sender,
+    query: typeof headers.QUERY === 'string' ? parseQuery(headers.QUERY) : {},
+    headers,
+    body: req.body,
+    connId: req.connId,
+    sender: req.sender,
     signal,
   };
   let status: number;
@@ -63,7 +67,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
   } finally {
     aborts.untrack(task.id);
   }
-  const reply = encodeReply(task.sender, task.connId, bytes);
+  const reply = encodeReply(req.sender, req.connId, bytes);
   const result: RunResult = { ...base, status, reply, finishedAt: now() };
   if (errorId !== undefined) {
     result.errorId = errorId;
@@ -73,10 +77,24 @@ async function runTask(task: RunTask): Promise<RunResult> {
   return result;
 }
 
-export default async function handle(task: WorkerTask): Promise<RunResult | DescribeResult> {
+/** A batch runs like that many tasks in a row on this thread; one failing costs only itself. */
+async function runBatch(tasks: RunTask[]): Promise<BatchResult> {
+  const results: BatchResult['results'] = [];
+  for (const task of tasks) {
+    try {
+      results.push(await runTask(task));
+    } catch (err) {
+      results.push({ failed: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return { results };
+}
+
+export default async function handle(task: WorkerTask): Promise<RunResult | DescribeResult | BatchResult> {
   if (task.kind === 'describe') {
     const entries = await routes();
     return { routes: entries.map(({ pattern, timeoutMs }) => ({ pattern, timeoutMs })) };
   }
+  if (task.kind === 'batch') return runBatch(task.tasks);
   return runTask(task);
 }
