@@ -242,6 +242,14 @@ export class Service {
       case 'upload-start':
         // The body arrives with upload-done (§3.4); answer that one.
         return false;
+      case 'json':
+      case 'xml':
+        // Routes answer HTTP; a JSON/XML socket (§3.8) would wait for an answer until Mongrel2
+        // reaps it, so it is closed at once instead (the close message, §4.3).
+        this.stats.ignored++;
+        this.log.info({ kind: req.kind, path: req.path, connId: req.connId }, 'JSON/XML socket message refused: connection closed');
+        this.#front.send(encodeClose(req.sender, req.connId), 0);
+        return false;
       default:
         this.stats.ignored++;
         this.log.debug({ kind: req.kind, connId: req.connId }, 'message kind not served');
