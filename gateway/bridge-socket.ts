@@ -21,15 +21,14 @@
  *   "Large downloads" section: use flow control for large files).
  */
 import { Duplex } from 'node:stream';
+import { DOWNLOAD_CREDITS } from '../protocol/download-credits.js';
 
-/** Mongrel2's per-connection byte allowance with flow control (§3.7). */
-export const MONGREL2_MAX_CREDITS = 102_400;
 /**
  * Largest paced message. Half the allowance keeps a second message queued
  * while Mongrel2 writes the first, so the client socket never waits on a
  * round trip for credits.
  */
-export const PACED_MESSAGE_BYTES = MONGREL2_MAX_CREDITS / 2;
+export const PACED_MESSAGE_BYTES = DOWNLOAD_CREDITS / 2;
 /** Largest unpaced message: few messages per reply, bounded memory. */
 export const UNPACED_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** An unpaced writer quiet this long has finished a burst: flush it. */
@@ -99,7 +98,7 @@ export class BridgeSocket extends Duplex {
   grant(bytes: number): void {
     if (this.#credits === undefined) return;
     // Never trust a grant past the allowance: Mongrel2's limit does not grow.
-    this.#credits = Math.min(this.#credits + bytes, MONGREL2_MAX_CREDITS);
+    this.#credits = Math.min(this.#credits + bytes, DOWNLOAD_CREDITS);
     this.#pump();
   }
 

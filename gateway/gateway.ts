@@ -133,6 +133,7 @@ export class Gateway {
       timeoutMs: this.#timeoutMs,
       retryAfterS: this.#retryAfterS,
       stats: this.stats,
+      downloadCredits: settingInt(options.config, 'download.flow_control', 0) !== 0,
     };
     const targets = new Map<ConfigTarget, RouteTarget>();
     const poolsBySpec = new Map<string, HandlerDispatch>();

@@ -19,6 +19,7 @@ import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { shortAnswerBytes } from './short-answer.js';
 import { BridgeSocket } from './bridge-socket.js';
+import { creditsOf } from '../protocol/download-credits.js';
 
 export interface AdapterStats {
   requests: number;
@@ -50,13 +51,6 @@ function toHttp(req: M2Request): Buffer {
   head += '\r\n';
   const headBytes = Buffer.from(head, 'utf8');
   return req.body.length === 0 ? headBytes : Buffer.concat([headBytes, req.body]);
-}
-
-/** DOWNLOAD_CREDITS as a byte count, when present and sane. */
-function creditBytes(req: M2Request): number | undefined {
-  const v = req.headers.DOWNLOAD_CREDITS;
-  if (typeof v !== 'string' || !/^[0-9]{1,9}$/.test(v)) return undefined;
-  return Number(v);
 }
 
 export interface Mongrel2AdapterOptions {
@@ -123,7 +117,7 @@ export class Mongrel2Adapter {
     }
     if (req.kind === 'credits') {
       const bridge = this.#bridges.get(key);
-      const bytes = creditBytes(req);
+      const bytes = creditsOf(req);
       if (bridge && bytes !== undefined) {
         this.stats.credits++;
         bridge.grant(bytes);
@@ -164,7 +158,7 @@ export class Mongrel2Adapter {
       bridge = created;
     }
     // Only the connection's first request announces the allowance (§3.7).
-    const initial = creditBytes(req);
+    const initial = creditsOf(req);
     if (initial !== undefined) bridge.startCredits(initial);
     bridge.push(toHttp(req));
   }

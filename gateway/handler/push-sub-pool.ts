@@ -12,6 +12,7 @@
  */
 import { Push, Subscriber } from 'zeromq';
 import type { Logger } from 'pino';
+import { encodeCredits } from '../../protocol/download-credits.js';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../../protocol/m2-request.js';
 import { SendQueue } from '../../zmq/send-queue.js';
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
@@ -105,6 +106,10 @@ export class PushSubPool implements HandlerTarget {
   disconnect(connId: number): void {
     this.#replies.forget(connId);
     if (this.hasPeers && !this.#closed) this.#out.send(encodeDisconnect(this.config.sendIdent, connId, this.config.protocol));
+  }
+
+  credits(connId: number, bytes: number): void {
+    if (this.hasPeers && !this.#closed) this.#out.send(encodeCredits(this.config.sendIdent, connId, bytes, this.config.protocol));
   }
 
   async #readLoop(): Promise<void> {
