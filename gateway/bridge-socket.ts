@@ -21,14 +21,8 @@
  *   "Large downloads" section: use flow control for large files).
  */
 import { Duplex } from 'node:stream';
-import { DOWNLOAD_CREDITS } from '../protocol/download-credits.js';
+import { DOWNLOAD_CREDITS, PACED_MESSAGE_BYTES } from '../protocol/download-credits.js';
 
-/**
- * Largest paced message. Half the allowance keeps a second message queued
- * while Mongrel2 writes the first, so the client socket never waits on a
- * round trip for credits.
- */
-export const PACED_MESSAGE_BYTES = DOWNLOAD_CREDITS / 2;
 /** Largest unpaced message: few messages per reply, bounded memory. */
 export const UNPACED_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** An unpaced writer quiet this long has finished a burst: flush it. */
