@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, ftruncateSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { confText, spawnM2gate, tempTree } from './helpers/gateway.js';
@@ -21,7 +21,15 @@ const m2 = await startMongrel2({
   handlers: [{ route: '/', sendSpec: m2Send, sendIdent: '0a1b2c3d-0000-4000-8000-00000download', recvSpec: m2Recv }],
   settings: { 'download.flow_control': 1 },
 });
-const dir = tempTree({ 'mongrel2.conf': confText({ handlers: [], routes: [`'/files/': Dir(base='files/', index_file='index.html', default_ctype='application/octet-stream')`] }) });
+const started: { gateway?: ReturnType<typeof spawnM2gate>; dir?: string } = {};
+// Registered before anything else can fail, so no Mongrel2 outlives a failed start.
+after(async () => {
+  started.gateway?.kill();
+  await m2.stop();
+  m2.cleanup();
+  if (started.dir) rmSync(started.dir, { recursive: true, force: true });
+});
+const dir = (started.dir = tempTree({ 'mongrel2.conf': confText({ handlers: [], routes: [`'/files/': Dir(base='files/', index_file='index.html', default_ctype='application/octet-stream')`] }) }));
 mkdirSync(join(dir, 'files'));
 
 // Sparse, with a marker naming its offset every MiB: a lost, repeated or
@@ -44,13 +52,8 @@ const expected = (() => {
   return hash.digest('hex');
 })();
 
-const gw = spawnM2gate(['gateway', '--config', join(dir, 'mongrel2.conf'), '--mongrel2', `${m2Send},${m2Recv}`]);
-
-after(async () => {
-  gw.kill();
-  await m2.stop();
-  m2.cleanup();
-});
+const gateway = spawnM2gate(['gateway', '--config', join(dir, 'mongrel2.conf'), '--mongrel2', `${m2Send},${m2Recv}`]);
+started.gateway = gateway;
 
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -58,8 +61,8 @@ function rssBytes(pid: number): number {
 }
 
 test('a 1 GiB Dir file through Mongrel2 with download credits arrives whole; the gateway RSS stays bounded', { timeout: 90_000 }, async () => {
-  await gw.waitFor((l) => l.msg === 'serving as a Mongrel2 handler', 'serving as a Mongrel2 handler');
-  const pid = gw.child.pid!;
+  await gateway.waitFor((l) => l.msg === 'serving as a Mongrel2 handler', 'serving as a Mongrel2 handler');
+  const pid = gateway.child.pid!;
   const before = rssBytes(pid);
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(pid))), 50);

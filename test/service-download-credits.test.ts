@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { Gateway } from '../gateway/gateway.js';
@@ -28,6 +28,16 @@ const m2 = await startMongrel2({
   handlers: [{ route: '/dl/', sendSpec: m2Send, sendIdent: '0a1b2c3d-0000-4000-8000-000000m2down', recvSpec: m2Recv }],
   settings: { 'download.flow_control': 1 },
 });
+// Registered before anything else can fail, so no Mongrel2 outlives a failed start.
+const started: { gateway?: Gateway } = {};
+const dir = tempTree();
+after(async () => {
+  await stopAll();
+  await started.gateway?.close();
+  await m2.stop();
+  m2.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
 const behindM2 = spawnService([ROUTES, '--send', m2Send, '--recv', m2Recv, '--workers', '1']);
 
 // ---- the standalone gateway with flow control: one PUSH/SUB Handler, one link Handler ----
@@ -35,7 +45,6 @@ const behindM2 = spawnService([ROUTES, '--send', m2Send, '--recv', m2Recv, '--wo
 const psSend = ipcEndpoint('ps-send');
 const psRecv = ipcEndpoint('ps-recv');
 const linkSpec = await linkEndpoint();
-const dir = tempTree();
 const confText = `ps = Handler(send_spec='${psSend}', send_ident='0a1b2c3d-0000-4000-8000-000000psdown', recv_spec='${psRecv}', recv_ident='', protocol='tnetstring')
 ln = Handler(send_spec='${linkSpec}', send_ident='0a1b2c3d-0000-4000-8000-000000lndown', recv_spec='tcp://127.0.0.1:1', recv_ident='', protocol='json', transport='link')
 main = Server(uuid="0a1b2c3d-0000-4000-8000-0000000server", name="dl", port=6767, bind_addr="127.0.0.1",
@@ -46,7 +55,7 @@ servers = [main]
 `;
 writeFileSync(join(dir, 'mongrel2.conf'), confText);
 const config = parseConfig(confText, join(dir, 'mongrel2.conf'));
-const gateway = new Gateway({ config, server: findServer(config), cwd: dir, port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }) });
+const gateway = (started.gateway = new Gateway({ config, server: findServer(config), cwd: dir, port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }) }));
 const gwPort = await gateway.start();
 const [psPool, lnPool] = [psSend, linkSpec].map((spec) => gateway.pools.find((p) => p.config.sendSpec === spec)!);
 // The routes answer /dl/:kib; the gateway's routes are /ps/ and /ln/, so those serve the same handler under their prefix.
@@ -59,12 +68,6 @@ const psService = spawnService([aliasRoutes, '--send', psSend, '--recv', psRecv,
 const lnService = spawnService([aliasRoutes, '--connect', linkSpec, '--workers', '1']);
 await Promise.all([behindM2.ready(), psService.ready(), lnService.waitFor((l) => l.msg === 'connected to the gateway'), psPool!.whenPeer(), lnPool!.whenPeer()]);
 
-after(async () => {
-  await stopAll();
-  await gateway.close();
-  await m2.stop();
-  m2.cleanup();
-});
 
 function assertWhole(res: RawResponse, kib: number): void {
   assert.equal(res.status, 200);
