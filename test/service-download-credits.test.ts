@@ -28,14 +28,23 @@ const m2 = await startMongrel2({
   handlers: [{ route: '/dl/', sendSpec: m2Send, sendIdent: '0a1b2c3d-0000-4000-8000-000000m2down', recvSpec: m2Recv }],
   settings: { 'download.flow_control': 1 },
 });
+// The chain: Mongrel2 (flow control) → the gateway --mongrel2 (flow control in its own config) → a service.
+const chainSend = ipcEndpoint('chain-send');
+const chainRecv = ipcEndpoint('chain-recv');
+const m2Chain = await startMongrel2({
+  handlers: [{ route: '/', sendSpec: chainSend, sendIdent: '0a1b2c3d-0000-4000-8000-00000m2chain', recvSpec: chainRecv }],
+  settings: { 'download.flow_control': 1 },
+});
 // Registered before anything else can fail, so no Mongrel2 outlives a failed start.
-const started: { gateway?: Gateway } = {};
+const started: { gateways: Gateway[] } = { gateways: [] };
 const dir = tempTree();
 after(async () => {
   await stopAll();
-  await started.gateway?.close();
-  await m2.stop();
-  m2.cleanup();
+  for (const g of started.gateways) await g.close();
+  for (const m of [m2, m2Chain]) {
+    await m.stop();
+    m.cleanup();
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 const behindM2 = spawnService([ROUTES, '--send', m2Send, '--recv', m2Recv, '--workers', '1']);
@@ -55,8 +64,22 @@ servers = [main]
 `;
 writeFileSync(join(dir, 'mongrel2.conf'), confText);
 const config = parseConfig(confText, join(dir, 'mongrel2.conf'));
-const gateway = (started.gateway = new Gateway({ config, server: findServer(config), cwd: dir, port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }) }));
+const gateway = new Gateway({ config, server: findServer(config), cwd: dir, port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }) });
+started.gateways.push(gateway);
 const gwPort = await gateway.start();
+
+const chainPs = { send: ipcEndpoint('cps-send'), recv: ipcEndpoint('cps-recv') };
+const chainText = `ps = Handler(send_spec='${chainPs.send}', send_ident='0a1b2c3d-0000-4000-8000-00000chainps', recv_spec='${chainPs.recv}', recv_ident='', protocol='json')
+main = Server(uuid="0a1b2c3d-0000-4000-8000-000000chain0", name="chain", port=6767, bind_addr="127.0.0.1",
+  access_log="logs/access.log", error_log="logs/error.log", pid_file="run/mongrel2.pid",
+  default_host="localhost", hosts=[Host(name="localhost", routes={ '/ps/': ps })])
+settings = { "server.daemonize": 0, "download.flow_control": 1 }
+servers = [main]
+`;
+const chainConfig = parseConfig(chainText, join(dir, 'chain.conf'));
+const chainGateway = new Gateway({ config: chainConfig, server: findServer(chainConfig), cwd: dir, logger: pino({ level: 'silent' }), mongrel2: { sendSpec: chainSend, recvSpec: chainRecv } });
+started.gateways.push(chainGateway);
+await chainGateway.start();
 const [psPool, lnPool] = [psSend, linkSpec].map((spec) => gateway.pools.find((p) => p.config.sendSpec === spec)!);
 // The routes answer /dl/:kib; the gateway's routes are /ps/ and /ln/, so those serve the same handler under their prefix.
 const aliasRoutes = join(dir, 'aliases.mjs');
@@ -66,7 +89,8 @@ writeFileSync(
 );
 const psService = spawnService([aliasRoutes, '--send', psSend, '--recv', psRecv, '--workers', '1']);
 const lnService = spawnService([aliasRoutes, '--connect', linkSpec, '--workers', '1']);
-await Promise.all([behindM2.ready(), psService.ready(), lnService.waitFor((l) => l.msg === 'connected to the gateway'), psPool!.whenPeer(), lnPool!.whenPeer()]);
+const chainService = spawnService([aliasRoutes, '--send', chainPs.send, '--recv', chainPs.recv, '--workers', '1']);
+await Promise.all([behindM2.ready(), psService.ready(), chainService.ready(), chainGateway.pools[0]!.whenPeer(), lnService.waitFor((l) => l.msg === 'connected to the gateway'), psPool!.whenPeer(), lnPool!.whenPeer()]);
 
 
 function assertWhole(res: RawResponse, kib: number): void {
@@ -106,3 +130,17 @@ for (const [name, prefix, pool] of [
     assert.ok(messages >= 41, `only ${messages} reply messages`);
   });
 }
+
+test('Mongrel2 → gateway --mongrel2 → service, flow control on both fronts: a 4 MiB reply is paced twice and arrives whole', async () => {
+  const pool = chainGateway.pools[0]!;
+  const before = pool.stats.replies;
+  const c = await RawClient.open(m2Chain.port);
+  c.write('GET /ps/4096 HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  assertWhole(await c.response(), 4096);
+  c.write('GET /ps/300 HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  assertWhole(await c.response(), 300);
+  c.destroy();
+  // The service paced on the gateway's credits: at most 100 KiB per message.
+  const messages = pool.stats.replies - before;
+  assert.ok(messages >= 41 + 3, `only ${messages} reply messages`);
+});
