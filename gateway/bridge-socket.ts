@@ -25,8 +25,12 @@ import { DOWNLOAD_CREDITS, PACED_MESSAGE_BYTES } from '../protocol/download-cred
 
 /** Largest unpaced message: few messages per reply, bounded memory. */
 export const UNPACED_MESSAGE_BYTES = 16 * 1024 * 1024;
-/** An unpaced writer quiet this long has finished a burst: flush it. */
-const UNPACED_IDLE_MS = 2;
+/**
+ * An unpaced writer quiet this long has finished a burst: flush it. Long
+ * enough that a file stream on a busy machine (a slow read, a GC pause) does
+ * not split into many messages; short against a client's patience.
+ */
+const UNPACED_IDLE_MS = 10;
 /**
  * The first message after a quiet spell goes at the end of the event-loop
  * turn, so a small reply costs no extra latency; only a stream of writes waits
@@ -55,6 +59,8 @@ export class BridgeSocket extends Duplex {
   readonly #close: () => void;
   /** Bytes Mongrel2 will still accept; undefined while flow control is off. */
   #credits: number | undefined;
+  /** What the first request announced: credits never add up past it. */
+  #allowance = DOWNLOAD_CREDITS;
   #held: Held | undefined;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
@@ -85,6 +91,7 @@ export class BridgeSocket extends Duplex {
     if (this.#credits !== undefined) return;
     this.#flush();
     this.#credits = initial;
+    this.#allowance = initial;
     this.#pump();
   }
 
@@ -92,7 +99,7 @@ export class BridgeSocket extends Duplex {
   grant(bytes: number): void {
     if (this.#credits === undefined) return;
     // Never trust a grant past the allowance: Mongrel2's limit does not grow.
-    this.#credits = Math.min(this.#credits + bytes, DOWNLOAD_CREDITS);
+    this.#credits = Math.min(this.#credits + bytes, this.#allowance);
     this.#pump();
   }
 
