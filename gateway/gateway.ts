@@ -134,6 +134,7 @@ export class Gateway {
       retryAfterS: this.#retryAfterS,
       stats: this.stats,
       log: this.log,
+      downloadCredits: settingInt(options.config, 'download.flow_control', 0) !== 0,
     };
     const targets = new Map<ConfigTarget, RouteTarget>();
     const poolsBySpec = new Map<string, HandlerDispatch>();

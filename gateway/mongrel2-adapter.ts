@@ -11,93 +11,25 @@
  * decision to close a connection (HTTP/1.0, `Connection: close`) becomes
  * Mongrel2's close message (§4.4: Mongrel2 never closes on its own).
  */
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { Publisher, Pull } from 'zeromq';
 import type { Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { shortAnswerBytes } from './short-answer.js';
-
-// Mongrel2 kills a connection with more than 16 queued reply messages (§4.5):
-// everything node:http writes in one turn of the event loop goes as one message.
-const MAX_MESSAGE_BYTES = 1024 * 1024;
+import { BridgeSocket } from './bridge-socket.js';
+import { creditsOf } from '../protocol/download-credits.js';
 
 export interface AdapterStats {
   requests: number;
   malformed: number;
   ignored: number;
   disconnects: number;
+  /** Credits messages (Mongrel2's download.flow_control, §3.7) applied to a connection. */
+  credits: number;
   /** Connections cut because Mongrel2 went away (a restart). */
   reset: number;
-}
-
-/** One Mongrel2 connection id, seen by node:http as a socket. */
-class BridgeSocket extends Duplex {
-  readonly remoteAddress: string;
-  readonly remotePort = 0;
-  readonly #send: (body: Buffer) => void;
-  readonly #close: () => void;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #flushScheduled = false;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(remoteAddress: string, send: (body: Buffer) => void, close: () => void) {
-    super({ allowHalfOpen: false });
-    this.remoteAddress = remoteAddress;
-    this.#send = send;
-    this.#close = close;
-  }
-
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes >= MAX_MESSAGE_BYTES) this.#flush();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => this.#flush());
-    }
-    callback();
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    if (this.#pending.length === 0) return;
-    const body = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#send(body);
-  }
-
-  override _final(callback: (err?: Error | null) => void): void {
-    this.#flush();
-    this.#close();
-    callback();
-  }
-
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    clearTimeout(this.#timer);
-    callback(err);
-  }
-
-  // node:http manages keep-alive and request timeouts through these socket methods.
-  setTimeout(ms: number, onTimeout?: () => void): this {
-    clearTimeout(this.#timer);
-    if (onTimeout) this.once('timeout', onTimeout);
-    if (ms > 0) this.#timer = setTimeout(() => this.emit('timeout'), ms).unref();
-    return this;
-  }
-
-  setNoDelay(): this {
-    return this;
-  }
-
-  setKeepAlive(): this {
-    return this;
-  }
 }
 
 function isMongrel2Key(key: string): boolean {
@@ -130,7 +62,7 @@ export interface Mongrel2AdapterOptions {
 }
 
 export class Mongrel2Adapter {
-  readonly stats: AdapterStats = { requests: 0, malformed: 0, ignored: 0, disconnects: 0, reset: 0 };
+  readonly stats: AdapterStats = { requests: 0, malformed: 0, ignored: 0, disconnects: 0, credits: 0, reset: 0 };
   readonly #opts: Mongrel2AdapterOptions;
   readonly #pull = new Pull();
   readonly #pub = new Publisher({ linger: 1000 });
@@ -183,6 +115,15 @@ export class Mongrel2Adapter {
       bridge?.destroy();
       return;
     }
+    if (req.kind === 'credits') {
+      const bridge = this.#bridges.get(key);
+      const bytes = creditsOf(req);
+      if (bridge && bytes !== undefined) {
+        this.stats.credits++;
+        bridge.grant(bytes);
+      } else this.stats.ignored++;
+      return;
+    }
     if (req.kind !== 'http') {
       // Uploads over Mongrel2's limit, WebSockets and JSON sockets are not bridged.
       this.stats.ignored++;
@@ -197,16 +138,16 @@ export class Mongrel2Adapter {
     if (!bridge) {
       const { sender, connId } = req;
       const remote = typeof req.headers.REMOTE_ADDR === 'string' ? req.headers.REMOTE_ADDR : '';
-      const created = new BridgeSocket(
-        remote,
-        (body) => this.#out.send(encodeReply(sender, connId, body)),
-        () => {
+      const created = new BridgeSocket({
+        remoteAddress: remote,
+        send: (body) => this.#out.send(encodeReply(sender, connId, body)),
+        close: () => {
           if (this.#bridges.get(key) === created) {
             this.#bridges.delete(key);
             this.#out.send(encodeClose(sender, connId));
           }
         },
-      );
+      });
       created.on('error', () => {});
       created.once('close', () => {
         if (this.#bridges.get(key) === created) this.#bridges.delete(key);
@@ -216,6 +157,9 @@ export class Mongrel2Adapter {
       this.#opts.accept(created);
       bridge = created;
     }
+    // Only the connection's first request announces the allowance (§3.7).
+    const initial = creditsOf(req);
+    if (initial !== undefined) bridge.startCredits(initial);
     bridge.push(toHttp(req));
   }
 

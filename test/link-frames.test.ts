@@ -23,6 +23,7 @@ test('each command is one frame: "M2GL1 COMMAND args", then LF and the payload w
   assert.deepEqual(texts(encodeLink({ command: 'READY', credit: 12, threads: 4, name: 'svc-1' })), ['M2GL1 READY 12 4 svc-1']);
   assert.deepEqual(texts(encodeLink({ command: 'REQUEST', message: msg })), ['M2GL1 REQUEST\nS 7 /x 2:{},0:,']);
   assert.deepEqual(texts(encodeLink({ command: 'DISCONNECT', message: msg })), ['M2GL1 DISCONNECT\nS 7 /x 2:{},0:,']);
+  assert.deepEqual(texts(encodeLink({ command: 'NOTICE', message: msg })), ['M2GL1 NOTICE\nS 7 /x 2:{},0:,']);
   assert.deepEqual(texts(encodeLink({ command: 'REPLY', credit: 0, message: msg })), ['M2GL1 REPLY 0\nS 7 /x 2:{},0:,']);
   assert.deepEqual(texts(encodeLink({ command: 'CREDIT', credit: 999_999 })), ['M2GL1 CREDIT 999999']);
   assert.deepEqual(texts(encodeLink({ command: 'HEARTBEAT' })), ['M2GL1 HEARTBEAT']);
@@ -50,6 +51,7 @@ const anyMessage: fc.Arbitrary<LinkMessage> = fc.oneof(
   fc.record({ command: fc.constant('READY' as const), credit: positive, threads: positive, name: fc.string({ maxLength: 20 }).filter((n) => !n.includes('\n')) }),
   fc.record({ command: fc.constant('REQUEST' as const), message: payload }),
   fc.record({ command: fc.constant('DISCONNECT' as const), message: payload }),
+  fc.record({ command: fc.constant('NOTICE' as const), message: payload }),
   fc.record({ command: fc.constant('REPLY' as const), credit, message: payload }),
   fc.record({ command: fc.constant('CREDIT' as const), credit }),
   fc.constant({ command: 'HEARTBEAT' as const }),
@@ -122,7 +124,7 @@ test('encodeLink refuses numbers that cannot be written in 1 to 6 digits', () =>
 });
 
 test('no frame makes decodeLink throw anything but a link ProtocolError', () => {
-  const words = fc.constantFrom('M2GL1', 'READY', 'REQUEST', 'DISCONNECT', 'REPLY', 'CREDIT', 'HEARTBEAT', 'BYE', '0', '1', '999999', '1000000', '', ' ', '\n');
+  const words = fc.constantFrom('M2GL1', 'READY', 'REQUEST', 'DISCONNECT', 'NOTICE', 'REPLY', 'CREDIT', 'HEARTBEAT', 'BYE', '0', '1', '999999', '1000000', '', ' ', '\n');
   const frame = fc.oneof(
     fc.array(words, { maxLength: 6 }).map((w) => b(w.join(' '))),
     fc.tuple(fc.array(words, { maxLength: 4 }), payload).map(([w, p]) => Buffer.concat([b(w.join(' ')), p])),

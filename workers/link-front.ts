@@ -161,6 +161,7 @@ export class LinkFront implements Front {
         this.#events.onMessage(message.message, true);
         return;
       case 'DISCONNECT':
+      case 'NOTICE':
         this.#events.onMessage(message.message, false);
         return;
       case 'HEARTBEAT':

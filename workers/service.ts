@@ -39,6 +39,8 @@ import { resolveServiceOptions, type ResolvedServiceOptions, type ServiceOptions
 import type { RunResult, RunTask } from './task.js';
 import { ThreadPool } from './thread-pool.js';
 import { ServiceMetrics } from '../admin/service-metrics.js';
+import { PacedFront } from './paced-reply.js';
+import { creditsOf } from '../protocol/download-credits.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
 
 export type { ServiceOptions } from './service-options.js';
@@ -97,7 +99,7 @@ export class Service {
   #routes: MethodRoute[] = [];
   /** Each route's own timeout (by route index), when it sets one. */
   #routeTimeouts: Array<number | undefined> = [];
-  #front!: Front;
+  #front!: PacedFront;
   /** start() has set up the pool and the front. */
   #running = false;
   #credit!: CreditLedger;
@@ -182,7 +184,7 @@ export class Service {
       },
     ));
 
-    this.#front =
+    const front: Front =
       this.#opts.brubeck !== undefined
         ? new BrubeckFront(this.#opts.brubeck, this.log)
         : connect === undefined
@@ -199,6 +201,7 @@ export class Service {
             log: this.log,
             report: this.#metrics && (async () => Buffer.from(JSON.stringify(await this.#metrics!.registry.getMetricsAsJSON()))),
           });
+    this.#front = new PacedFront(front, { stallMs: this.#opts.timeoutMs, log: this.log });
     this.#credit = new CreditLedger(this.#front);
     this.#front.connect({
       onMessage: (frame, charged) => this.#onMessage(frame, charged),
@@ -235,6 +238,10 @@ export class Service {
     switch (req.kind) {
       case 'disconnect':
         this.#abandon(`${req.sender}\0${req.connId}`);
+        this.#front.forget(req.sender, req.connId);
+        return false;
+      case 'credits':
+        if (!this.#front.grant(req.sender, req.connId, creditsOf(req) ?? 0)) this.stats.ignored++;
         return false;
       case 'http':
       case 'upload-done':
@@ -256,6 +263,8 @@ export class Service {
         return false;
     }
     this.stats.received++;
+    const downloadCredits = creditsOf(req);
+    if (downloadCredits !== undefined) this.#front.announce(req.sender, req.connId, downloadCredits);
     const key = `${req.sender}\0${req.connId}`;
     const method = typeof req.headers.METHOD === 'string' ? req.headers.METHOD : 'GET';
     const p: Pending = {

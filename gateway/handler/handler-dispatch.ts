@@ -24,6 +24,8 @@ import { refuseBody, sendShortAnswer } from '../short-answer.js';
 import { HttpRelay } from './http-relay.js';
 import type { HandlerTarget } from './handler-target.js';
 import { nextConnId } from './reply-dispatch.js';
+import { CreditReturn } from './download-credits.js';
+import { withDownloadCredits } from '../../protocol/download-credits.js';
 
 export interface HandlerDispatchOptions {
   /** Body bytes a request may carry: Mongrel2's `limits.content_length`. */
@@ -36,6 +38,8 @@ export interface HandlerDispatchOptions {
   stats: HandlerDispatchStats;
   /** Where a 502 for a malformed handler reply is logged with its reason. */
   log: Logger;
+  /** The server's `download.flow_control=1`: announce and return download credits (§3.7). */
+  downloadCredits?: boolean;
 }
 
 export interface HandlerDispatchStats {
@@ -156,7 +160,11 @@ export class HandlerDispatch implements RouteTarget {
     const { pool } = this;
     const { stats } = this.#opts;
     const connId = nextConnId();
-    const { path, headers } = buildHeaders(req, { pattern, remoteAddr: req.socket.remoteAddress ?? '', scheme: 'http', encoding: pool.encoding });
+    const built = buildHeaders(req, { pattern, remoteAddr: req.socket.remoteAddress ?? '', scheme: 'http', encoding: pool.encoding });
+    const { path } = built;
+    // Every request has a connection id of its own here, so each is a connection's first.
+    const credits = this.#opts.downloadCredits ? new CreditReturn(res, (bytes) => pool.credits(connId, bytes)) : undefined;
+    const headers = credits ? withDownloadCredits(built.headers, pool.encoding) : built.headers;
     // An idle deadline: each reply message restarts it, so a long stream lives
     // as long as the handler keeps sending.
     const timer = setTimeout(() => {
@@ -167,6 +175,7 @@ export class HandlerDispatch implements RouteTarget {
     }, this.#opts.timeoutMs);
     const relay = new HttpRelay(res, req.method === 'HEAD', this.#opts.retryAfterS, {
       onActivity: () => timer.refresh(),
+      onWritten: credits && ((bytes) => credits.written(bytes)),
       onDone: (outcome, reason) => {
         if (outcome === 'bad-reply') {
           this.failures.badReply++;

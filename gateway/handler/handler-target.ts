@@ -48,5 +48,7 @@ export interface HandlerTarget {
   release(connId: number): void;
   /** The client went away or timed out: tell the handler (§3.6). */
   disconnect(connId: number): void;
+  /** `bytes` of `connId`'s reply reached the client: the download credits notice (§3.7). */
+  credits(connId: number, bytes: number): void;
   close(flushTimeoutMs?: number): Promise<void>;
 }

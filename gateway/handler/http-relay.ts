@@ -20,6 +20,8 @@ export interface RelayEvents {
   onDone(outcome: 'complete' | 'bad-reply' | 'closed', reason?: unknown): void;
   /** A reply message arrived for this response. */
   onActivity?(): void;
+  /** A reply message of `bytes` body bytes has been handed to node:http (download credits). */
+  onWritten?(bytes: number): void;
 }
 
 export class HttpRelay implements ReplySink {
@@ -88,6 +90,7 @@ export class HttpRelay implements ReplySink {
       // A head alone in its message is handed to node:http now, so a streamed reply's head
       // reaches the client without waiting for its body.
       this.#flushHead();
+      this.#events.onWritten?.(body.length);
     } catch (err) {
       // Bytes after a complete response: a HEAD response is complete at its head but many
       // handlers send the body anyway (Mongrel2 writes it raw, §4.3), and a handler that

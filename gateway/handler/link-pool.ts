@@ -9,6 +9,7 @@
  */
 import { Router } from 'zeromq';
 import type { Logger } from 'pino';
+import { encodeCredits } from '../../protocol/download-credits.js';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../../protocol/m2-request.js';
 import { decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
@@ -229,6 +230,12 @@ export class LinkPool implements HandlerTarget {
     if (this.#closed) return;
     const notice = encodeDisconnect(this.config.sendIdent, connId, this.config.protocol);
     this.#sendTo(peer, encodeLink({ command: 'DISCONNECT', message: notice }));
+  }
+
+  /** Only the service holding the request pays out its download, so only it hears of credits. */
+  credits(connId: number, bytes: number): void {
+    const peer = this.#sched.job(connId)?.peer as Peer | undefined;
+    if (peer && !this.#closed) this.#sendTo(peer, encodeLink({ command: 'NOTICE', message: encodeCredits(this.config.sendIdent, connId, bytes, this.config.protocol) }));
   }
 
   #sendTo(peer: Peer, frames: Buffer[]): void {

@@ -12,6 +12,7 @@
  */
 import { Push, Subscriber } from 'zeromq';
 import type { Logger } from 'pino';
+import { encodeCredits } from '../../protocol/download-credits.js';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../../protocol/m2-request.js';
 import { SendQueue } from '../../zmq/send-queue.js';
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
@@ -114,6 +115,10 @@ export class PushSubPool implements HandlerTarget {
   /** A reply to an id that is gone is told so on the PUSH socket, as Mongrel2 does (§4.6):
    * like Mongrel2's, the notice may reach any of the handler processes. */
   readonly #replyFrom = { onUnknown: (connId: number) => this.#notifyGone(connId) };
+
+  credits(connId: number, bytes: number): void {
+    if (this.hasPeers && !this.#closed) this.#out.send(encodeCredits(this.config.sendIdent, connId, bytes, this.config.protocol));
+  }
 
   async #readLoop(): Promise<void> {
     try {
