@@ -32,11 +32,14 @@ export const UNPACED_MESSAGE_BYTES = 16 * 1024 * 1024;
  */
 const UNPACED_IDLE_MS = 10;
 /**
- * The first message after a quiet spell goes at the end of the event-loop
- * turn, so a small reply costs no extra latency; only a stream of writes waits
- * for the idle timer.
+ * A write goes at the end of the event-loop turn, so a reply costs no extra
+ * latency, unless it continues a stream: a flush of at least
+ * {@link UNPACED_STREAM_BYTES} less than this long ago. Only a stream of large
+ * writes waits for the idle timer; small replies back to back on a keep-alive
+ * connection (a load test, a chatty client) never do.
  */
 const UNPACED_QUIET_MS = 20;
+const UNPACED_STREAM_BYTES = 32 * 1024;
 
 export interface BridgeSocketOptions {
   remoteAddress: string;
@@ -67,6 +70,7 @@ export class BridgeSocket extends Duplex {
   #flushTimer: NodeJS.Timeout | undefined;
   #flushImmediate: NodeJS.Immediate | undefined;
   #lastFlush = 0;
+  #lastFlushBytes = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: BridgeSocketOptions) {
@@ -143,7 +147,7 @@ export class BridgeSocket extends Duplex {
     }
     if (this.#pendingBytes >= UNPACED_MESSAGE_BYTES) this.#flush();
     else if (this.#flushImmediate) return;
-    else if (performance.now() - this.#lastFlush > UNPACED_QUIET_MS) this.#flushImmediate = setImmediate(() => this.#flush());
+    else if (this.#lastFlushBytes < UNPACED_STREAM_BYTES || performance.now() - this.#lastFlush > UNPACED_QUIET_MS) this.#flushImmediate = setImmediate(() => this.#flush());
     else {
       clearTimeout(this.#flushTimer);
       this.#flushTimer = setTimeout(() => this.#flush(), UNPACED_IDLE_MS);
@@ -157,6 +161,7 @@ export class BridgeSocket extends Duplex {
     this.#flushImmediate = undefined;
     if (this.#pending.length === 0) return;
     this.#lastFlush = performance.now();
+    this.#lastFlushBytes = this.#pendingBytes;
     const body = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
     this.#pending = [];
     this.#pendingBytes = 0;

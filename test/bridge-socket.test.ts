@@ -68,3 +68,17 @@ test('unpaced: a stream of writes goes out in few messages, the bytes in order',
   assert.ok(sent.length < 16, `${sent.length} messages: ${sent.map((m) => m.length).join(' ')}`);
   socket.destroy();
 });
+
+test('unpaced: small replies back to back each go out at the end of their turn, never after the idle timer', async () => {
+  const { socket, sent } = bridge();
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  // Twenty keep-alive replies in quick succession, as under a load test: each must be sent by
+  // the end of the turn that wrote it (the idle timer is 10 ms: waiting for it would add that to
+  // every reply).
+  for (let i = 0; i < 20; i++) {
+    socket.write(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n${i % 10}`));
+    await turn();
+    assert.equal(sent.length, i + 1, `reply ${i} still held`);
+  }
+  socket.destroy();
+});

@@ -49,7 +49,7 @@ for (const [encoding, suffix, client] of [
     const res = await c.response();
     assert.equal(res.status, 200);
     assert.equal(res.body.toString(), 'sixty-six bytes in all, ok!');
-    const notice = await h.next('the credits notice');
+    const notice = await h.notice('the credits notice');
     assert.deepEqual(notice.raw, withConnId(fixture(`msg-credits.${suffix}.bin`), req.msg.connId));
   });
 }
@@ -69,7 +69,7 @@ test('credits come back only as the client reads: a reply message the client has
   // The client starts reading later; the notice must not come before it has read most of it
   // (what loopback socket buffers can hold stays unread, well under half of it).
   const resume = setTimeout(() => socket.resume(), 300);
-  const notice = await h.next('the credits notice');
+  const notice = await h.notice('the credits notice');
   clearTimeout(resume);
   socket.resume();
   assert.equal(notice.msg.kind, 'credits');
