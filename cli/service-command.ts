@@ -47,6 +47,9 @@ Options (each also read from the environment variable shown):
   --max-heap-mb N       heap limit per worker thread: a route over it gets 500 and
                         its thread is replaced (default: Node's limit)          M2GATE_MAX_HEAP_MB
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
+  --upload-store T      the front's upload.temp_store as this host reaches it, e.g.      M2GATE_UPLOAD_STORE
+                        /srv/m2/tmp/upload.XXXXXX: routes with uploads: true read
+                        async uploads from there (default: unset, uploads get 413)
 ${ADMIN_HELP}                        (over --connect the gateway's own /metrics shows this
                         service's metrics too: --admin is for PUSH/SUB services)
 ${BRUBECK_SERVICE_HELP}${SERVICE_CURVE_HELP}  -h, --help            this text
@@ -80,6 +83,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       'drain-timeout': { type: 'string' },
       'max-heap-mb': { type: 'string' },
       'log-level': { type: 'string' },
+      'upload-store': { type: 'string' },
       ...ADMIN_OPTIONS,
       ...SERVICE_CURVE_OPTIONS,
       ...BRUBECK_SERVICE_OPTIONS,
@@ -132,6 +136,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     drainTimeoutMs: intFlag(values, 'drain-timeout', 0),
     maxHeapMb: intFlag(values, 'max-heap-mb', 16),
     curve: curveFromFlags(values),
+    uploadStore: values['upload-store'] as string | undefined,
     logger,
   });
   try {

@@ -297,6 +297,11 @@ export class Gateway {
     return (this.#server.address() as AddressInfo | null)?.port ?? 0;
   }
 
+  /** `upload.temp_store`, when set (gateway/upload-spool.ts). */
+  get uploads(): UploadStore | undefined {
+    return this.#uploads;
+  }
+
   get adapter(): Mongrel2Adapter | undefined {
     return this.#adapter;
   }

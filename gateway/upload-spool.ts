@@ -80,6 +80,11 @@ export class UploadStore {
     this.dir = dirname(isAbsolute(t) ? t : join(config.cwd, t));
   }
 
+  /** The template as an absolute path: what a service on this host is given (--upload-store). */
+  get absoluteTemplate(): string {
+    return join(this.dir, basename(this.config.template));
+  }
+
   /** Largest body spooled: `limits.upload_max`. */
   get maxBytes(): number {
     return this.config.maxBytes;

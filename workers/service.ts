@@ -40,6 +40,7 @@ import type { RunResult, RunTask } from './task.js';
 import { ThreadPool } from './thread-pool.js';
 import { ServiceMetrics } from '../admin/service-metrics.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
+import { intakeUpload, removeUpload, UploadStoreReader, type UploadIntake, type UploadedFile } from './upload-body.js';
 
 export type { ServiceOptions } from './service-options.js';
 
@@ -71,6 +72,9 @@ interface Pending extends AbortableTask, Ordered, CreditHolder {
   /** Counted in #live. */
   live?: boolean;
   timer?: NodeJS.Timeout;
+  /** An upload's temp file (removed once answered), or why it is refused (upload-body.ts). */
+  upload?: UploadedFile;
+  refusal?: UploadIntake & { ok: false };
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -95,6 +99,8 @@ export class Service {
   #routes: MethodRoute[] = [];
   /** Each route's own timeout (by route index), when it sets one. */
   #routeTimeouts: Array<number | undefined> = [];
+  #routeUploads: boolean[] = [];
+  readonly #uploads: UploadStoreReader | undefined;
   #front!: Front;
   /** start() has set up the pool and the front. */
   #running = false;
@@ -116,6 +122,7 @@ export class Service {
     this.#expectEncoding = options.expectEncoding;
     this.#logRequests = options.logRequests ?? false;
     this.#linkName = options.senderId ?? `${hostname()}/${process.pid}`;
+    this.#uploads = this.#opts.uploadStore === undefined ? undefined : new UploadStoreReader(this.#opts.uploadStore);
     this.#metrics = options.metrics
       ? new ServiceMetrics({
           stats: this.stats,
@@ -175,6 +182,7 @@ export class Service {
       { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, abort: this.#aborts.shared, log: this.log },
       (routes) => {
         this.#routeTimeouts = routes.map((r) => r.timeoutMs);
+        this.#routeUploads = routes.map((r) => r.uploads);
         return compileMethodRoutes(routes);
       },
     ));
@@ -259,6 +267,11 @@ export class Service {
       abandoned: false,
       charged: false,
     };
+    if (req.kind === 'upload-done') {
+      const intake = intakeUpload(this.#uploads, req, this.log);
+      if (intake.ok) p.upload = intake.file;
+      else p.refusal = intake;
+    }
     this.#credit.hold(p, charged);
     this.#inFlight.add(p);
     this.#order.add(p);
@@ -269,7 +282,7 @@ export class Service {
 
   #route(p: Pending, method: string): void {
     if (this.#closing) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
-    if (p.req.kind === 'upload-done') return this.#answer(p, 413, 'Request Entity Too Large\n');
+    if (p.refusal) return this.#answer(p, p.refusal.status, p.refusal.text);
     const found = matchMethodRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
     if (!found.route) {
@@ -277,6 +290,7 @@ export class Service {
       return this.#answer(p, 404, 'Not Found\n');
     }
     p.route = found.route;
+    if (p.upload && !this.#routeUploads[found.index!]) return this.#answer(p, 413, 'Request Entity Too Large\n');
     if (this.#live >= this.#opts.workers + this.#opts.maxQueue || !this.#aborts.hasFreeSlot) {
       this.stats.rejected503++;
       return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
@@ -302,6 +316,7 @@ export class Service {
       connId: req.connId,
       sender: req.sender,
       head: p.head,
+      upload: p.upload,
     };
     const timeoutMs = this.#routeTimeouts[route] ?? this.#opts.timeoutMs;
     p.timer = setTimeout(() => {
@@ -386,12 +401,14 @@ export class Service {
     this.#inFlight.settle(p);
     this.#credit.reply(p, p.reply!);
     this.stats.replied++;
+    if (p.upload) removeUpload(p.upload, this.log);
     if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
   }
 
   #drop(p: Pending): void {
     this.#credit.refund(p);
     p.abandoned = true;
+    if (p.upload) removeUpload(p.upload, this.log);
     this.#unlive(p);
     this.#inFlight.settle(p);
     this.#aborts.abort(p);

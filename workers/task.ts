@@ -1,6 +1,7 @@
 /** What crosses between the service's main thread and its piscina workers. */
 import type { HeaderMap } from '../protocol/m2-request.js';
 import type { AbortShared } from './abort-protocol.js';
+import type { UploadedFile } from './upload-body.js';
 
 export interface WorkerConfig {
   /** file: URL of the user's compiled routes module. */
@@ -30,10 +31,12 @@ export interface RunTask {
   sender: string;
   /** A HEAD request: send the head of the GET response only. */
   head: boolean;
+  /** The body is this temp file (an async upload to a route that takes them); `body` is empty. */
+  upload?: UploadedFile | undefined;
 }
 
 export interface DescribeResult {
-  routes: Array<{ pattern: string; timeoutMs: number | undefined }>;
+  routes: Array<{ pattern: string; timeoutMs: number | undefined; uploads: boolean }>;
 }
 
 export interface RunResult {

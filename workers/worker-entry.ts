@@ -48,6 +48,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
     sender: task.sender,
     signal,
   };
+  if (task.upload !== undefined) request.upload = task.upload;
   let status: number;
   let bytes: Buffer;
   let errorId: string | undefined;
@@ -76,7 +77,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
 export default async function handle(task: WorkerTask): Promise<RunResult | DescribeResult> {
   if (task.kind === 'describe') {
     const entries = await routes();
-    return { routes: entries.map(({ pattern, timeoutMs }) => ({ pattern, timeoutMs })) };
+    return { routes: entries.map(({ pattern, timeoutMs, uploads }) => ({ pattern, timeoutMs, uploads })) };
   }
   return runTask(task);
 }
