@@ -7,24 +7,21 @@
 // leave no file behind.
 //
 // Mongrel2 lists client headers in hash order, the gateway in arrival order (m2-request-builder.ts):
-// the client below sends its headers in the order Mongrel2's capture lists them, the only order
-// in which the two can agree byte for byte.
+// the client sends its headers in the order Mongrel2's capture lists them (helpers/uploads.ts),
+// the only order in which the two can agree byte for byte. test/upload-differential.test.ts
+// compares with a live Mongrel2.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync, watch } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { aligned, gone, uploadHead, UPLOAD_BODY } from './helpers/uploads.js';
 import { fixture } from './helpers/fixtures.js';
-import { fakeHandler, handlerConf, startGateway, type FakeHandler, type GatewayRig, type Received } from './helpers/gateway.js';
+import { fakeHandler, handlerConf, startGateway, type FakeHandler, type GatewayRig } from './helpers/gateway.js';
 import type { HeaderEncoding, M2Request } from '../protocol/m2-request.js';
 
 const SENDERS = { json: '54c6755b-9628-40a4-9a2d-cc82a816345e', tnetstring: '8b3c1f0e-5d2a-4c7b-9e61-a0f4d2c3b5e7' } as const;
 const UPLOAD_MAX = 64 * 1024;
-// The capture's 1536-byte body: 0x00..0xFF six times.
-const BODY = fixture('client-req-upload.http.bin').subarray(-1536);
-const HEADER_ORDER: Record<HeaderEncoding, string[]> = {
-  json: ['Content-Type: application/octet-stream', 'Content-Length: 1536', 'Host: localhost'],
-  tnetstring: ['Host: localhost', 'Content-Length: 1536', 'Content-Type: application/octet-stream'],
-};
+const BODY = UPLOAD_BODY;
 
 interface Side {
   rig: GatewayRig;
@@ -50,35 +47,6 @@ async function side(encoding: HeaderEncoding): Promise<Side> {
 }
 const sides = { json: await side('json'), tnetstring: await side('tnetstring') };
 
-/** `raw` with its connection id and upload path replaced by `connId` and `path`. */
-function aligned(got: Received, connId: number, path: string): string {
-  const ours = got.msg.headers['x-mongrel2-upload-start'] as string;
-  const text = got.raw.toString('latin1');
-  const prefix = `${got.msg.sender} ${got.msg.connId} `;
-  assert.ok(text.startsWith(prefix));
-  return `${got.msg.sender} ${connId} ${text.slice(prefix.length)}`.replaceAll(ours, path);
-}
-
-/** Resolves once `file` does not exist (fs.watch on its folder, with a deadline). */
-async function gone(file: string, ms = 5000): Promise<void> {
-  const watcher = watch(dirname(file));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${file} still exists after ${ms} ms`)), ms);
-      const check = (): void => {
-        if (!existsSync(file)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      watcher.on('change', check);
-      check();
-    });
-  } finally {
-    watcher.close();
-  }
-}
-
 const expectedFile = (s: Side, msg: M2Request): string => join(s.rig.dir, msg.headers['x-mongrel2-upload-start'] as string);
 
 for (const encoding of ['json', 'tnetstring'] as const) {
@@ -91,7 +59,7 @@ for (const encoding of ['json', 'tnetstring'] as const) {
     const theirId = Number(theirStart.toString('latin1').split(' ')[1]);
 
     const c = await s.rig.client();
-    c.write(`POST /handler/upload HTTP/1.1\r\n${HEADER_ORDER[encoding].join('\r\n')}\r\n\r\n`);
+    c.write(uploadHead(encoding));
     c.write(BODY.subarray(0, 200));
     const start = await s.handler.next('upload-start');
     assert.equal(start.msg.kind, 'upload-start');
