@@ -51,7 +51,7 @@ export interface GatewayOptions {
   host?: string;
   logger?: Logger;
   /** Serve a real Mongrel2 as its handler (its send_spec and recv_spec) instead of listening for HTTP. */
-  mongrel2?: { sendSpec: string; recvSpec: string };
+  mongrel2?: { sendSpec: string; recvSpec: string; uploadStore?: string | undefined };
   /** An app module's default export (see defineApp): routes served in the gateway, matched first. */
   app?: unknown;
   /** A client must send its whole request head within this many ms, else 408. Defaults to 10,000. */

@@ -18,12 +18,13 @@ import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { shortAnswerBytes } from './short-answer.js';
+import { Mongrel2Uploads, type UploadBridgeStats } from './mongrel2-upload.js';
 
 // Mongrel2 kills a connection with more than 16 queued reply messages (§4.5):
 // everything node:http writes in one turn of the event loop goes as one message.
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 
-export interface AdapterStats {
+export interface AdapterStats extends UploadBridgeStats {
   requests: number;
   malformed: number;
   ignored: number;
@@ -42,6 +43,10 @@ class BridgeSocket extends Duplex {
   #pendingBytes = 0;
   #flushScheduled = false;
   #timer: NodeJS.Timeout | undefined;
+  /** Resolves a writer waiting for node:http to read again (an upload being piped in). */
+  #demand: (() => void) | undefined;
+  /** An upload still being piped in: later requests of the connection wait behind it. */
+  #busy: Promise<void> | undefined;
 
   constructor(remoteAddress: string, send: (body: Buffer) => void, close: () => void) {
     super({ allowHalfOpen: false });
@@ -50,7 +55,33 @@ class BridgeSocket extends Duplex {
     this.#close = close;
   }
 
-  override _read(): void {}
+  override _read(): void {
+    const resolve = this.#demand;
+    this.#demand = undefined;
+    resolve?.();
+  }
+
+  demand(): Promise<void> {
+    if (this.destroyed) return Promise.resolve();
+    return new Promise((resolve) => (this.#demand = resolve));
+  }
+
+  /** Bytes of a request for node:http, in order behind an upload still being piped in. */
+  deliver(bytes: Buffer): void {
+    if (this.#busy) this.after(() => Promise.resolve(void this.push(bytes)));
+    else this.push(bytes);
+  }
+
+  /** Runs `task` once whatever is being delivered is; the connection waits for it. */
+  after(task: () => Promise<void>): void {
+    const run = (this.#busy ?? Promise.resolve()).then(task).catch(() => {
+      this.destroy();
+    });
+    this.#busy = run;
+    void run.then(() => {
+      if (this.#busy === run) this.#busy = undefined;
+    });
+  }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.#pending.push(chunk);
@@ -80,6 +111,7 @@ class BridgeSocket extends Duplex {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     clearTimeout(this.#timer);
+    this._read();
     callback(err);
   }
 
@@ -105,20 +137,25 @@ function isMongrel2Key(key: string): boolean {
   return key !== key.toLowerCase();
 }
 
-/** The HTTP bytes a client sent, rebuilt from a Mongrel2 request. */
-function toHttp(req: M2Request): Buffer {
+/** The HTTP head a client sent, rebuilt from a Mongrel2 request whose body is `length` bytes. */
+function httpHead(req: M2Request, length: number): Buffer {
   const h = req.headers;
   let head = `${String(h.METHOD)} ${String(h.URI ?? req.path)} ${String(h.VERSION ?? 'HTTP/1.1')}\r\n`;
   for (const key of Object.keys(h)) {
-    if (isMongrel2Key(key) || key === 'content-length' || key === 'transfer-encoding') continue;
+    if (isMongrel2Key(key) || key === 'content-length' || key === 'transfer-encoding' || key.startsWith('x-mongrel2-upload-')) continue;
     const value = h[key]!;
     for (const v of Array.isArray(value) ? value : [value]) head += `${key}: ${v}\r\n`;
   }
-  // The body arrives whole (§3.3): frame it by length whatever the client used.
-  if (req.body.length > 0 || h['content-length'] !== undefined) head += `content-length: ${req.body.length}\r\n`;
+  // The body arrives whole (§3.3, or as an upload's file): frame it by length whatever the client used.
+  if (length > 0 || h['content-length'] !== undefined) head += `content-length: ${length}\r\n`;
   head += '\r\n';
-  const headBytes = Buffer.from(head, 'utf8');
-  return req.body.length === 0 ? headBytes : Buffer.concat([headBytes, req.body]);
+  return Buffer.from(head, 'utf8');
+}
+
+/** The HTTP bytes a client sent, rebuilt from a Mongrel2 request. */
+function toHttp(req: M2Request): Buffer {
+  const head = httpHead(req, req.body.length);
+  return req.body.length === 0 ? head : Buffer.concat([head, req.body]);
 }
 
 export interface Mongrel2AdapterOptions {
@@ -127,10 +164,13 @@ export interface Mongrel2AdapterOptions {
   /** Hands a connection to the gateway's HTTP server. */
   accept(socket: Duplex): void;
   logger: Logger;
+  /** The front's `upload.temp_store` as this process reaches it: async uploads are bridged (mongrel2-upload.ts). */
+  uploadStore?: string | undefined;
 }
 
 export class Mongrel2Adapter {
-  readonly stats: AdapterStats = { requests: 0, malformed: 0, ignored: 0, disconnects: 0, reset: 0 };
+  readonly stats: AdapterStats = { requests: 0, malformed: 0, ignored: 0, disconnects: 0, reset: 0, uploads: 0, uploadsRefused: 0 };
+  readonly #uploads: Mongrel2Uploads | undefined;
   readonly #opts: Mongrel2AdapterOptions;
   readonly #pull = new Pull();
   readonly #pub = new Publisher({ linger: 1000 });
@@ -141,6 +181,7 @@ export class Mongrel2Adapter {
 
   constructor(options: Mongrel2AdapterOptions) {
     this.#opts = options;
+    this.#uploads = options.uploadStore === undefined ? undefined : new Mongrel2Uploads(options.uploadStore, options.logger, this.stats);
     this.#out = new SendQueue(this.#pub, { onError: (err) => options.logger.error({ err }, 'publish to Mongrel2 failed') });
     // Mongrel2 restarts its connection ids at 1 (§3.1): when it goes away, every
     // bridged connection goes too, so no late reply can reach a new client.
@@ -183,13 +224,16 @@ export class Mongrel2Adapter {
       bridge?.destroy();
       return;
     }
-    if (req.kind !== 'http') {
-      // Uploads over Mongrel2's limit, WebSockets and JSON sockets are not bridged.
+    // An upload's body comes with its upload-done (§3.4).
+    if (req.kind === 'upload-start' && this.#uploads) return;
+    let upload: { path: string; size: number } | undefined;
+    if (req.kind === 'upload-done' && this.#uploads) {
+      upload = this.#uploads.accept(req);
+      if (!upload) return this.#refuse(req, 400, 'Bad Request');
+    } else if (req.kind !== 'http') {
+      // Uploads without --mongrel2-upload-store, WebSockets and JSON sockets are not bridged.
       this.stats.ignored++;
-      if (req.kind === 'upload-start') {
-        this.#out.send(encodeReply(req.sender, req.connId, shortAnswerBytes(413, 'Entity Too Large')));
-        this.#out.send(encodeClose(req.sender, req.connId));
-      }
+      if (req.kind === 'upload-start') this.#refuse(req, 413, 'Entity Too Large');
       return;
     }
     this.stats.requests++;
@@ -216,7 +260,31 @@ export class Mongrel2Adapter {
       this.#opts.accept(created);
       bridge = created;
     }
-    bridge.push(toHttp(req));
+    if (upload) {
+      const file = upload;
+      const into = bridge;
+      into.after(async () => {
+        try {
+          await this.#uploads!.pipe(httpHead(req, file.size), file, into);
+        } catch {
+          // Midway through a request node:http cannot answer: the connection goes.
+          if (this.#bridges.get(key) === into) this.#bridges.delete(key);
+          this.#out.send(encodeClose(req.sender, req.connId));
+          into.destroy();
+        }
+      });
+    } else bridge.deliver(toHttp(req));
+  }
+
+  /** Answers a message that is not bridged, then closes its connection (Mongrel2 stops an upload on the close, §3.4). */
+  #refuse(req: M2Request, status: number, text: string): void {
+    // A keep-alive connection bridged before goes with it: Mongrel2 sends no disconnect after a close (§3.6).
+    const key = `${req.sender}\0${req.connId}`;
+    const bridge = this.#bridges.get(key);
+    this.#bridges.delete(key);
+    bridge?.destroy();
+    this.#out.send(encodeReply(req.sender, req.connId, shortAnswerBytes(status, text)));
+    this.#out.send(encodeClose(req.sender, req.connId));
   }
 
   #resetAll(): void {
