@@ -24,7 +24,7 @@ m2gate gateway. With --connect it joins an m2gate gateway over the m2gate
 link (a Handler with transport='link'; SPEC is its send_spec): credit-based
 dispatch, heartbeats, and no request lost when a service dies.
 Without ROUTES_MODULE it serves the built-in demo routes (/svc/hello,
-/svc/fib/:n, /svc/hash, /svc/slow).
+/svc/fib/:n, /svc/hash, /svc/slow, /svc/upload).
 
 Options (each also read from the environment variable shown):
   --send SPEC           the front's send_spec, e.g. tcp://127.0.0.1:9997 (repeatable)   M2GATE_SEND
