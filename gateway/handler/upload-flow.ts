@@ -83,11 +83,7 @@ class UploadFlow {
     this.#spool = spool;
     this.#out = spool.handle.createWriteStream();
     this.#relay = new HttpRelay(res, req.method === 'HEAD', ctx.retryAfterS, {
-      onActivity: () => {
-        this.#timer?.refresh();
-        // A response that starts before the whole body is in: the connection cannot carry another request.
-        if (this.#phase === 'writing' && !res.headersSent) res.setHeader('Connection', 'close');
-      },
+      onActivity: () => this.#timer?.refresh(),
       onDone: (outcome) => {
         if (outcome === 'bad-reply') ctx.failures.badReply++;
         clearTimeout(this.#timer);
@@ -106,6 +102,9 @@ class UploadFlow {
       return;
     }
     res.once('close', () => this.#onClose());
+    // Any answer before the whole body is in (the handler's, a 502 or 503) closes the
+    // connection after it, rather than node:http reading the rest of a body nobody takes.
+    res.setHeader('Connection', 'close');
     const startHeaders = uploadHeaders(headers, ctx.pool.encoding, spool.announced, false);
     if (!ctx.pool.send({ ...this.#fields, headers: startHeaders }, this.#relay)) {
       ctx.stats.unavailable++;
@@ -113,7 +112,6 @@ class UploadFlow {
       this.#phase = 'over';
       this.#out.destroy();
       void this.#remove();
-      res.setHeader('Connection', 'close');
       this.#relay.abort(503, 'Service Unavailable');
       return;
     }
@@ -148,6 +146,7 @@ class UploadFlow {
 
   #written(): void {
     this.#phase = 'written';
+    if (!this.#res.headersSent) this.#res.removeHeader('Connection');
     const ctx = this.#ctx;
     this.#timer = setTimeout(() => {
       ctx.stats.timedOut++;
