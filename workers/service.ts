@@ -40,7 +40,7 @@ import type { RunResult, RunTask } from './task.js';
 import { ThreadPool } from './thread-pool.js';
 import { ServiceMetrics } from '../admin/service-metrics.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
-import { intakeUpload, removeUpload, UploadStoreReader, type UploadIntake, type UploadedFile } from './upload-body.js';
+import { intakeUpload, removeUpload, UploadStoreReader, type UploadIntake } from './upload-body.js';
 
 export type { ServiceOptions } from './service-options.js';
 
@@ -72,9 +72,8 @@ interface Pending extends AbortableTask, Ordered, CreditHolder {
   /** Counted in #live. */
   live?: boolean;
   timer?: NodeJS.Timeout;
-  /** An upload's temp file (removed once answered), or why it is refused (upload-body.ts). */
-  upload?: UploadedFile;
-  refusal?: UploadIntake & { ok: false };
+  /** An upload-done's temp file (removed once answered), or why it is refused (upload-body.ts). */
+  upload?: UploadIntake;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -267,11 +266,7 @@ export class Service {
       abandoned: false,
       charged: false,
     };
-    if (req.kind === 'upload-done') {
-      const intake = intakeUpload(this.#uploads, req, this.log);
-      if (intake.ok) p.upload = intake.file;
-      else p.refusal = intake;
-    }
+    if (req.kind === 'upload-done') p.upload = intakeUpload(this.#uploads, req, this.log);
     this.#credit.hold(p, charged);
     this.#inFlight.add(p);
     this.#order.add(p);
@@ -282,7 +277,7 @@ export class Service {
 
   #route(p: Pending, method: string): void {
     if (this.#closing) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
-    if (p.refusal) return this.#answer(p, p.refusal.status, p.refusal.text);
+    if (p.upload?.ok === false) return this.#answer(p, p.upload.status, p.upload.text);
     const found = matchMethodRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
     if (!found.route) {
@@ -290,7 +285,7 @@ export class Service {
       return this.#answer(p, 404, 'Not Found\n');
     }
     p.route = found.route;
-    if (p.upload && !this.#routeUploads[found.index!]) return this.#answer(p, 413, 'Request Entity Too Large\n');
+    if (p.upload?.ok === true && !this.#routeUploads[found.index!]) return this.#answer(p, 413, 'Request Entity Too Large\n');
     if (this.#live >= this.#opts.workers + this.#opts.maxQueue || !this.#aborts.hasFreeSlot) {
       this.stats.rejected503++;
       return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
@@ -316,7 +311,7 @@ export class Service {
       connId: req.connId,
       sender: req.sender,
       head: p.head,
-      upload: p.upload,
+      upload: p.upload?.ok === true ? p.upload.file : undefined,
     };
     const timeoutMs = this.#routeTimeouts[route] ?? this.#opts.timeoutMs;
     p.timer = setTimeout(() => {
@@ -401,14 +396,14 @@ export class Service {
     this.#inFlight.settle(p);
     this.#credit.reply(p, p.reply!);
     this.stats.replied++;
-    if (p.upload) removeUpload(p.upload, this.log);
+    removeUpload(p.upload, this.log);
     if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
   }
 
   #drop(p: Pending): void {
     this.#credit.refund(p);
     p.abandoned = true;
-    if (p.upload) removeUpload(p.upload, this.log);
+    removeUpload(p.upload, this.log);
     this.#unlive(p);
     this.#inFlight.settle(p);
     this.#aborts.abort(p);

@@ -83,8 +83,10 @@ export class UploadStoreReader {
   }
 }
 
-/** Removes an answered upload's temp file; one the route moved or removed itself is fine. */
-export function removeUpload(file: UploadedFile, log: Logger): void {
+/** Removes an answered upload's temp file (a refused one is never touched); one the route moved or removed itself is fine. */
+export function removeUpload(upload: UploadIntake | UploadedFile | undefined, log: Logger): void {
+  const file = upload === undefined || 'path' in upload ? upload : upload.ok ? upload.file : undefined;
+  if (file === undefined) return;
   unlink(file.path).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') log.warn({ err: err.message, file: file.path }, 'cannot remove an answered upload');
   });
