@@ -104,3 +104,45 @@ for (const encoding of ['json', 'tnetstring'] as const) {
     assert.equal(ours.mode, 0o600);
   });
 }
+
+test("Mongrel2 1.12.2's defect below limits.buffer_size (§3.4): body bytes that come with the head past the limit are corrupted; the gateway's file is exact", async () => {
+  const body = Buffer.alloc(5000);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 7 + 3) & 0xff;
+  const head = `POST /handler/big HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\n\r\n`;
+  const sendSpec = ipcEndpoint('send');
+  const recvSpec = ipcEndpoint('recv');
+  const m2 = await startMongrel2({ handlers: [{ route: '/handler', sendSpec, sendIdent: SENDERS.json, recvSpec }], settings: SETTINGS });
+  const h = await connectHandler(sendSpec, recvSpec);
+  cleanups.push(async () => {
+    h.close();
+    await m2.stop();
+    m2.cleanup();
+  });
+  const socket = connect(m2.port, '127.0.0.1');
+  socket.on('data', () => {});
+  const closed = once(socket, 'close');
+  socket.write(Buffer.concat([Buffer.from(head), body]));
+  let done;
+  do done = parseRequest((await h.pull.receive())[0]!);
+  while (done.kind !== 'upload-done');
+  const file = readFileSync(join(m2.dir, done.headers['x-mongrel2-upload-done'] as string));
+  assert.equal(file.length, body.length);
+  const first = file.findIndex((b, i) => b !== body[i]);
+  assert.ok(first >= 1024 - head.length && first < 1024, `first differing byte ${first}`);
+  await h.pub.send(encodeClose(SENDERS.json, done.connId));
+  await closed;
+
+  const conf = handlerConf('/handler', SENDERS.json, 'json');
+  const rig = await startGateway({ handlers: [conf], settings: SETTINGS });
+  const handler = await fakeHandler(conf, rig.pool('/handler'));
+  cleanups.push(async () => {
+    handler.stop();
+    await rig.close();
+  });
+  const c = await rig.client();
+  c.write(Buffer.concat([Buffer.from(head), body]));
+  await handler.next('upload-start');
+  const ours = await handler.next('upload-done');
+  assert.ok(readFileSync(join(rig.dir, ours.msg.headers['x-mongrel2-upload-done'] as string)).equals(body));
+  c.destroy();
+});

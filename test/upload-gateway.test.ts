@@ -186,3 +186,31 @@ test("a client's own x-mongrel2-upload-* headers never reach the handler; the ga
   assert.equal((await c.response()).status, 204);
   c.destroy();
 });
+
+test('the handler timeout starts at upload-done: a slow body is not cut, a silent handler after it gets 504 and a disconnect', async () => {
+  const h = handlerConf('/handler', SENDERS.json, 'json');
+  const rig = await startGateway({ handlers: [h], settings: { 'limits.content_length': 1024, 'upload.temp_store': 'tmp/upload.XXXXXX' } }, { handlerTimeoutMs: 300 });
+  const handler = await fakeHandler(h, rig.pool('/handler'));
+  cleanups.push(async () => {
+    handler.stop();
+    await rig.close();
+  });
+  const c = await rig.client();
+  c.write('POST /handler/slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n\r\n');
+  const start = await handler.next('upload-start');
+  // Three handler timeouts pass while the body trickles in.
+  for (let i = 0; i < 3; i++) {
+    c.write(Buffer.alloc(500, i));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  assert.equal(handler.queued, 0, 'no 504 or disconnect while the body arrives');
+  c.write(Buffer.alloc(500, 3));
+  const done = await handler.next('upload-done');
+  assert.equal(done.msg.connId, start.msg.connId);
+  const r = await c.response();
+  assert.equal(r.status, 504);
+  const notice = await handler.next('the disconnect notice');
+  assert.equal(notice.msg.kind, 'disconnect');
+  assert.equal(notice.msg.connId, done.msg.connId);
+  c.destroy();
+});
