@@ -3,16 +3,17 @@
 // temp file becomes the body of the request the gateway serves with its own routes (here a
 // Handler route to a test handler, which gets it inline), the file is removed once read, and
 // the connection goes on serving; a forged upload path is refused with 400; without the store
-// an upload gets 413 and Mongrel2 removes its file itself.
+// an upload gets 413 and Mongrel2 removes its file itself. Then the same from the CLI, through
+// `m2gate start` and its demo service.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { readdirSync, watch } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Gateway } from '../gateway/gateway.js';
 import { findServer, parseConfig } from '../protocol/mongrel2-conf.js';
-import { confText, fakeHandler, handlerConf, tempTree, RawClient, type FakeHandler } from './helpers/gateway.js';
+import { confText, fakeHandler, handlerConf, spawnM2gate, tempTree, RawClient, type FakeHandler } from './helpers/gateway.js';
 import { ipcEndpoint, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -127,4 +128,43 @@ test('without the store, an upload gets 413 and Mongrel2 removes its temp file',
   await c.end();
   await empty(store);
   assert.equal(gateway.adapter!.stats.uploads, 0);
+});
+
+test('from the CLI: m2gate start --mongrel2 --mongrel2-upload-store; the upload is spooled twice (Mongrel2, then the gateway) and the demo service reads the second', async () => {
+  const send = ipcEndpoint('m2-send');
+  const recv = ipcEndpoint('m2-recv');
+  const m2 = await startMongrel2({
+    handlers: [{ route: '/', sendSpec: send, sendIdent: '0a1b2c3d-0000-4000-8000-00upbehindcl', recvSpec: recv }],
+    settings: { 'limits.content_length': 4096, 'upload.temp_store': 'tmp/upload.XXXXXX' },
+  });
+  cleanups.push(async () => {
+    await m2.stop();
+    m2.cleanup();
+  });
+  const dir = tempTree();
+  const link = ipcEndpoint('link');
+  writeFileSync(
+    join(dir, 'mongrel2.conf'),
+    `svc = Handler(send_spec='${link}', send_ident='0a1b2c3d-0000-4000-8000-00upbehindlk', recv_spec='tcp://127.0.0.1:1', recv_ident='', transport='link')
+main = Server(uuid="0a1b2c3d-0000-4000-8000-00upbehindsr", name="gw", port=6767, bind_addr="127.0.0.1",
+  access_log="logs/access.log", error_log="logs/error.log", pid_file="run/mongrel2.pid",
+  default_host="localhost", hosts=[Host(name="localhost", routes={ '/svc/': svc })])
+settings = { "limits.content_length": 65536, "upload.temp_store": "tmp/upload.XXXXXX" }
+servers = [main]
+`,
+  );
+  const m2Store = join(m2.dir, 'tmp');
+  const start = spawnM2gate(['start', '--config', join(dir, 'mongrel2.conf'), '--workers', '1', '--admin', 'off', '--mongrel2', `${send},${recv}`, '--mongrel2-upload-store', join(m2Store, 'upload.XXXXXX')], { cwd: dir });
+  cleanups.push(async () => {
+    start.kill();
+    await start.exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await start.waitFor((l) => l.msg === 'm2gate is serving as a Mongrel2 handler', 'serving as a Mongrel2 handler');
+  const body = randomBytes(1024 * 1024);
+  const r = await fetch(`http://127.0.0.1:${m2.port}/svc/upload`, { method: 'POST', body });
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex'), spooled: true });
+  await empty(m2Store);
+  await empty(join(dir, 'tmp'));
 });
