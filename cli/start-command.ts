@@ -116,7 +116,7 @@ export async function startCommand(argv: string[]): Promise<void> {
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
     if (values['log-requests'] === true) args.push('--log-requests');
     // The services read the uploads this gateway spools (gateway/upload-spool.ts).
-    if (gateway.uploads) args.push('--upload-store', gateway.uploads.absoluteTemplate);
+    if (gateway.uploads?.usable === true) args.push('--upload-store', gateway.uploads.absoluteTemplate);
     if (values.routes !== undefined) args.unshift(String(values.routes));
     for (let i = 0; i < services; i++) {
       const supervisor = new ServiceSupervisor(args, log, serviceEnv, {

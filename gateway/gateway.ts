@@ -269,7 +269,7 @@ export class Gateway {
   async #start(): Promise<number> {
     // Before any CURVE server socket binds: without it libzmq refuses every client.
     this.#zap = await startCurveAuthenticator(this.#opts.curve, this.log);
-    this.#uploads?.prepare();
+    this.#uploads?.prepare(this.log);
     // Every bind settles before a failure is thrown, so that close() finds no bind in flight.
     const bound = await Promise.allSettled(this.pools.map((p) => p.bind()));
     const failed = bound.find((r) => r.status === 'rejected');

@@ -12,6 +12,7 @@
  * that grows past it loses its partial file and the handler gets a disconnect notice.
  */
 import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
 import { mkdirSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
@@ -73,6 +74,7 @@ export class UploadStore {
   readonly config: UploadStoreConfig;
   /** The folder the files are made in, absolute. */
   readonly dir: string;
+  #usable = true;
 
   constructor(config: UploadStoreConfig) {
     this.config = config;
@@ -90,17 +92,22 @@ export class UploadStore {
     return this.config.maxBytes;
   }
 
+  /** False once prepare() found the folder impossible to make: then bodies over the limit get 413, as without a store. */
+  get usable(): boolean {
+    return this.#usable;
+  }
+
   /**
    * Makes the store's folder (0700) if it is missing: Mongrel2 needs it made beforehand, the
-   * gateway makes it so that `npm start` works from a fresh clone.
-   *
-   * @throws M2gateError (M2G_ERR_CONFIG) when it cannot be made.
+   * gateway makes it so that `npm start` works from a fresh clone. One that cannot be made
+   * (the shipped config in a read-only install) is a warning, not a failure to start.
    */
-  prepare(): void {
+  prepare(log: Logger): void {
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new M2gateError(ERROR_CODES.CONFIG, `upload.temp_store: cannot make ${this.dir}: ${(err as Error).message}`, { cause: err });
+      this.#usable = false;
+      log.warn({ code: ERROR_CODES.CONFIG, dir: this.dir, err: (err as Error).message }, 'upload.temp_store: cannot make its folder; bodies over limits.content_length get 413');
     }
   }
 

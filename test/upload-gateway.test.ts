@@ -12,11 +12,11 @@
 // compares with a live Mongrel2.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { aligned, gone, uploadHead, UPLOAD_BODY } from './helpers/uploads.js';
 import { fixture } from './helpers/fixtures.js';
-import { fakeHandler, handlerConf, startGateway, type FakeHandler, type GatewayRig } from './helpers/gateway.js';
+import { fakeHandler, handlerConf, logCapture, startGateway, tempTree, type FakeHandler, type GatewayRig } from './helpers/gateway.js';
 import type { HeaderEncoding, M2Request } from '../protocol/m2-request.js';
 
 const SENDERS = { json: '54c6755b-9628-40a4-9a2d-cc82a816345e', tnetstring: '8b3c1f0e-5d2a-4c7b-9e61-a0f4d2c3b5e7' } as const;
@@ -212,5 +212,26 @@ test('the handler timeout starts at upload-done: a slow body is not cut, a silen
   const notice = await handler.next('the disconnect notice');
   assert.equal(notice.msg.kind, 'disconnect');
   assert.equal(notice.msg.connId, done.msg.connId);
+  c.destroy();
+});
+
+test('a store whose folder cannot be made is a warning at start; bodies over the limit then get 413', async () => {
+  const h = handlerConf('/handler', SENDERS.json, 'json');
+  const log = logCapture();
+  // A file where the folder should be: mkdir fails even for root.
+  const dir = tempTree({ notadir: 'a file' });
+  const rig = await startGateway({ handlers: [h], settings: { 'limits.content_length': 1024, 'upload.temp_store': 'notadir/upload.XXXXXX' } }, { dir, logger: log.logger });
+  cleanups.push(async () => {
+    await rig.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const warning = await log.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('upload.temp_store: cannot make its folder'), 'the warning');
+  assert.equal(warning.dir, join(dir, 'notadir'));
+  const handler = await fakeHandler(h, rig.pool('/handler'));
+  cleanups.push(() => handler.stop());
+  const c = await rig.client();
+  c.write('POST /handler/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n\r\n');
+  assert.equal((await c.response()).status, 413);
+  assert.equal(handler.queued, 0);
   c.destroy();
 });

@@ -127,7 +127,7 @@ export class HandlerDispatch implements RouteTarget {
     const declared = req.headers['content-length'];
     const { uploads } = this.#opts;
     // Mongrel2 spools every chunked body too (§3.3): its length is not known when the head is.
-    if (uploads && (declared === undefined ? req.headers['transfer-encoding'] !== undefined : Number(declared) > maxBodyBytes)) {
+    if (uploads?.usable === true && (declared === undefined ? req.headers['transfer-encoding'] !== undefined : Number(declared) > maxBodyBytes)) {
       const { timeoutMs, retryAfterS, log } = this.#opts;
       return serveUpload({ pool: this.pool, store: uploads, timeoutMs, retryAfterS, stats, failures: this.failures, log }, req, res, hit.pattern);
     }
