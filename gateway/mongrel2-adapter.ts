@@ -233,7 +233,8 @@ export class Mongrel2Adapter {
     } else if (req.kind !== 'http') {
       // Uploads without --mongrel2-upload-store, WebSockets and JSON sockets are not bridged.
       this.stats.ignored++;
-      if (req.kind === 'upload-start') this.#refuse(req, 413, 'Entity Too Large');
+      // (An upload-done here can only carry a client's own forged headers: its start got the 413.)
+      if (req.kind === 'upload-start' || req.kind === 'upload-done') this.#refuse(req, 413, 'Entity Too Large');
       return;
     }
     this.stats.requests++;

@@ -168,3 +168,12 @@ servers = [main]
   await empty(m2Store);
   await empty(join(dir, 'tmp'));
 });
+
+test('without the store, a client forging both upload headers gets 413 and a close, not silence', async () => {
+  const { m2 } = without;
+  const c = await RawClient.open(m2.port);
+  cleanups.push(() => c.destroy());
+  c.write('POST /svc/x HTTP/1.1\r\nHost: localhost\r\nX-Mongrel2-Upload-Start: /etc/passwd\r\nX-Mongrel2-Upload-Done: /etc/passwd\r\nContent-Length: 1\r\n\r\nx');
+  assert.equal((await c.response()).status, 413);
+  await c.end();
+});
