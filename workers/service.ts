@@ -40,7 +40,7 @@ import type { RunResult, RunTask } from './task.js';
 import { ThreadPool } from './thread-pool.js';
 import { ServiceMetrics } from '../admin/service-metrics.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
-import { intakeUpload, removeUpload, UploadStoreReader, type UploadIntake } from './upload-body.js';
+import { intakeUpload, refusedAtStart, removeUpload, UploadStoreReader, type UploadIntake } from './upload-body.js';
 
 export type { ServiceOptions } from './service-options.js';
 
@@ -244,8 +244,9 @@ export class Service {
       case 'upload-done':
         break;
       case 'upload-start':
-        // The body arrives with upload-done (§3.4); answer that one.
-        return false;
+        // The body arrives with upload-done (§3.4): answer that one, unless it would be refused.
+        if (!refusedAtStart(this.#uploads, this.#routes, this.#routeUploads, String(req.headers.METHOD), req.path)) return false;
+        break;
       default:
         this.stats.ignored++;
         this.log.debug({ kind: req.kind, connId: req.connId }, 'message kind not served');
@@ -260,7 +261,7 @@ export class Service {
       key,
       req,
       route: undefined,
-      close: wantsClose(req),
+      close: req.kind === 'upload-start' || wantsClose(req),
       head: method === 'HEAD',
       enqueuedAt: now(),
       abandoned: false,
@@ -285,7 +286,7 @@ export class Service {
       return this.#answer(p, 404, 'Not Found\n');
     }
     p.route = found.route;
-    if (p.upload?.ok === true && !this.#routeUploads[found.index!]) return this.#answer(p, 413, 'Request Entity Too Large\n');
+    if (p.req.kind === 'upload-start' || (p.upload?.ok === true && !this.#routeUploads[found.index!])) return this.#answer(p, 413, 'Request Entity Too Large\n');
     if (this.#live >= this.#opts.workers + this.#opts.maxQueue || !this.#aborts.hasFreeSlot) {
       this.stats.rejected503++;
       return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });

@@ -21,6 +21,7 @@ import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import type { M2Request } from '../protocol/m2-request.js';
+import { matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 
 /** What a route that takes uploads sees as `req.upload`: the temp file, read-only to it. */
 export interface UploadedFile {
@@ -90,6 +91,18 @@ export function removeUpload(upload: UploadIntake | UploadedFile | undefined, lo
   unlink(file.path).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') log.warn({ err: err.message, file: file.path }, 'cannot remove an answered upload');
   });
+}
+
+/**
+ * Whether an upload-start is answered at once (then closing the connection, which makes the
+ * front stop writing and delete its file, §3.4 "Cancelling") rather than at its upload-done:
+ * when no store is set, or its route does not exist, has no such method or does not take
+ * uploads. Otherwise the service waits for the upload-done.
+ */
+export function refusedAtStart(reader: UploadStoreReader | undefined, routes: readonly MethodRoute[], takesUploads: readonly boolean[], method: string, path: string): boolean {
+  if (reader === undefined) return true;
+  const found = matchMethodRoute(routes, method, path);
+  return found.index === undefined || takesUploads[found.index] !== true;
 }
 
 /** What the service does with an upload-done before routing it: `reader` is undefined without --upload-store. */
