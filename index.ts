@@ -99,6 +99,7 @@ export {
   type RouteResult,
   type RoutesDefinition,
 } from './workers/service-routes.js';
+export type { UploadedFile } from './workers/upload-body.js';
 export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppRouteOptions, type AppDefinition, type OnReply } from './gateway/app.js';
 export type { CallInit, CallReply } from './gateway/handler/index.js';
 export type { BrubeckReply } from './gateway/brubeck-client.js';

@@ -29,6 +29,9 @@ Options (each also read from the environment variable shown):
                         (default: the demo app when neither --app nor --config)
   --mongrel2 SEND,RECV  serve a real Mongrel2 as one of its handlers (its       M2GATE_MONGREL2
                         send_spec and recv_spec) instead of listening for HTTP
+  --mongrel2-upload-store T  with --mongrel2: that Mongrel2's upload.temp_store  M2GATE_MONGREL2_UPLOAD_STORE
+                        as this host reaches it; its async uploads become request
+                        bodies (default: unset, they get 413)
   --port N              override the server's port (0: any free port)          M2GATE_PORT
   --handler-timeout MS  no handler reply within MS → 504 (default 30000)       M2GATE_HANDLER_TIMEOUT
   --drain-timeout MS    how long SIGTERM waits for in-flight requests (10000)  M2GATE_DRAIN_TIMEOUT
@@ -55,6 +58,7 @@ export const GATEWAY_OPTIONS = {
   config: { type: 'string' },
   app: { type: 'string' },
   mongrel2: { type: 'string' },
+  'mongrel2-upload-store': { type: 'string' },
   server: { type: 'string' },
   port: { type: 'string' },
   'handler-timeout': { type: 'string' },
@@ -136,6 +140,8 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
   const adminAddr = adminFromFlags(values, adminDefault);
   const port = intFlag(values, 'port', 0, 65_535);
   const mongrel2 = mongrel2Specs(values.mongrel2 as string | undefined);
+  const uploadStore = values['mongrel2-upload-store'] as string | undefined;
+  if (uploadStore !== undefined && mongrel2 === undefined) throw new UsageError('--mongrel2-upload-store needs --mongrel2');
   const loaded = loadConfig(values.config as string | undefined, values.server as string | undefined);
   const logger = pino({ level, base: { component, pid: process.pid } });
   for (const warning of loaded.config.warnings ?? []) logger.warn({ config: loaded.file }, warning);
@@ -151,7 +157,7 @@ export async function gatewayFromFlags(values: FlagValues, component = 'gateway'
     accessLog: accessLogFromFlags(values, loaded, logger),
     logger,
     app: await loadApp(values),
-    mongrel2,
+    mongrel2: mongrel2 && { ...mongrel2, uploadStore },
     curve,
     brubeck: brubeckServicesFromFlags(values),
     metrics: adminAddr !== undefined,

@@ -24,7 +24,7 @@ m2gate gateway. With --connect it joins an m2gate gateway over the m2gate
 link (a Handler with transport='link'; SPEC is its send_spec): credit-based
 dispatch, heartbeats, and no request lost when a service dies.
 Without ROUTES_MODULE it serves the built-in demo routes (/svc/hello,
-/svc/fib/:n, /svc/hash, /svc/slow).
+/svc/fib/:n, /svc/hash, /svc/slow, /svc/upload).
 
 Options (each also read from the environment variable shown):
   --send SPEC           the front's send_spec, e.g. tcp://127.0.0.1:9997 (repeatable)   M2GATE_SEND
@@ -50,6 +50,9 @@ Options (each also read from the environment variable shown):
                         as their routes' measured run time fits in MS (default 1;
                         0: every request alone)                                 M2GATE_BATCH_MS
   --log-level LEVEL     pino level: fatal, error, warn, info, debug (default info)      M2GATE_LOG_LEVEL
+  --upload-store T      the front's upload.temp_store as this host reaches it, e.g.      M2GATE_UPLOAD_STORE
+                        /srv/m2/tmp/upload.XXXXXX: routes with uploads: true read
+                        async uploads from there (default: unset, uploads get 413)
 ${ADMIN_HELP}                        (over --connect the gateway's own /metrics shows this
                         service's metrics too: --admin is for PUSH/SUB services)
 ${BRUBECK_SERVICE_HELP}${SERVICE_CURVE_HELP}  -h, --help            this text
@@ -84,6 +87,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
       'max-heap-mb': { type: 'string' },
       'batch-ms': { type: 'string' },
       'log-level': { type: 'string' },
+      'upload-store': { type: 'string' },
       ...ADMIN_OPTIONS,
       ...SERVICE_CURVE_OPTIONS,
       ...BRUBECK_SERVICE_OPTIONS,
@@ -137,6 +141,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     maxHeapMb: intFlag(values, 'max-heap-mb', 16),
     batchMs: intFlag(values, 'batch-ms', 0, 60_000),
     curve: curveFromFlags(values),
+    uploadStore: values['upload-store'] as string | undefined,
     logger,
   });
   try {

@@ -41,6 +41,8 @@ Options (each also read from the environment variable shown):
                         (default: the demo app when neither --app nor --config)
   --mongrel2 SEND,RECV  the gateway serves a real Mongrel2 as one of its        M2GATE_MONGREL2
                         handlers instead of listening for HTTP
+  --mongrel2-upload-store T  with --mongrel2: that Mongrel2's upload.temp_store  M2GATE_MONGREL2_UPLOAD_STORE
+                        here; its uploads become request bodies (default: 413)
   --port N              override the server's port (0: any free port)          M2GATE_PORT
   --handler-timeout MS  no handler reply within MS → 504, also the deadline   M2GATE_HANDLER_TIMEOUT
                         of app routes (default 30000)
@@ -113,6 +115,8 @@ export async function startCommand(argv: string[]): Promise<void> {
     if (workers !== undefined) args.push('--workers', String(workers));
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
     if (values['log-requests'] === true) args.push('--log-requests');
+    // The services read the uploads this gateway spools (gateway/upload-spool.ts).
+    if (gateway.uploads?.usable === true) args.push('--upload-store', gateway.uploads.absoluteTemplate);
     if (values.routes !== undefined) args.unshift(String(values.routes));
     for (let i = 0; i < services; i++) {
       const supervisor = new ServiceSupervisor(args, log, serviceEnv, {

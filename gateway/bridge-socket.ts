@@ -72,6 +72,10 @@ export class BridgeSocket extends Duplex {
   #lastFlush = 0;
   #lastFlushBytes = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Resolves a writer waiting for node:http to read again (an upload being piped in). */
+  #demand: (() => void) | undefined;
+  /** An upload still being piped in: later requests of the connection wait behind it. */
+  #busy: Promise<void> | undefined;
 
   constructor(options: BridgeSocketOptions) {
     super({ allowHalfOpen: false });
@@ -107,7 +111,34 @@ export class BridgeSocket extends Duplex {
     this.#pump();
   }
 
-  override _read(): void {}
+  override _read(): void {
+    const resolve = this.#demand;
+    this.#demand = undefined;
+    resolve?.();
+  }
+
+  /** Resolves when node:http reads again (or the socket is gone). */
+  demand(): Promise<void> {
+    if (this.destroyed) return Promise.resolve();
+    return new Promise((resolve) => (this.#demand = resolve));
+  }
+
+  /** Bytes of a request for node:http, in order behind an upload still being piped in. */
+  deliver(bytes: Buffer): void {
+    if (this.#busy) this.after(() => Promise.resolve(void this.push(bytes)));
+    else this.push(bytes);
+  }
+
+  /** Runs `task` once whatever is being delivered is; the connection waits for it. */
+  after(task: () => Promise<void>): void {
+    const run = (this.#busy ?? Promise.resolve()).then(task).catch(() => {
+      this.destroy();
+    });
+    this.#busy = run;
+    void run.then(() => {
+      if (this.#busy === run) this.#busy = undefined;
+    });
+  }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
     const list = chunks.map((c) => c.chunk);
@@ -180,6 +211,7 @@ export class BridgeSocket extends Duplex {
     clearImmediate(this.#flushImmediate);
     this.#pending = [];
     this.#held = undefined;
+    this._read(); // a writer waiting for demand goes on (and finds the socket gone)
     callback(err);
   }
 

@@ -35,6 +35,7 @@ import type { AccessLog } from './access-log.js';
 import type { GatewayStatus, HandlerStatus, RestartRecord, RouteKind } from '../admin/status.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
 import { awaitContinue } from './expect-continue.js';
+import { UploadStore, uploadStoreConfig } from './upload-spool.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -50,7 +51,7 @@ export interface GatewayOptions {
   host?: string;
   logger?: Logger;
   /** Serve a real Mongrel2 as its handler (its send_spec and recv_spec) instead of listening for HTTP. */
-  mongrel2?: { sendSpec: string; recvSpec: string };
+  mongrel2?: { sendSpec: string; recvSpec: string; uploadStore?: string | undefined };
   /** An app module's default export (see defineApp): routes served in the gateway, matched first. */
   app?: unknown;
   /** A client must send its whole request head within this many ms, else 408. Defaults to 10,000. */
@@ -118,6 +119,7 @@ export class Gateway {
   readonly #metrics: GatewayMetrics | undefined;
   readonly #refused: Record<RefusedCause, number>;
   #adapter: Mongrel2Adapter | undefined;
+  readonly #uploads: UploadStore | undefined;
   #zap: ZapAuthenticator | undefined;
   #closing = false;
   #onIdle: (() => void) | undefined;
@@ -127,9 +129,12 @@ export class Gateway {
     this.log = options.logger ?? pino({ base: { component: 'gateway' } });
     this.#timeoutMs = options.handlerTimeoutMs ?? 30_000;
     this.#retryAfterS = options.retryAfterSeconds ?? RETRY_AFTER_DEFAULT_S;
+    const uploadConfig = uploadStoreConfig(options.config, options.cwd);
+    this.#uploads = uploadConfig && new UploadStore(uploadConfig);
     const handlerOptions = {
       // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
       maxBodyBytes: settingInt(options.config, 'limits.content_length', 20_480),
+      uploads: this.#uploads,
       timeoutMs: this.#timeoutMs,
       retryAfterS: this.#retryAfterS,
       stats: this.stats,
@@ -265,6 +270,7 @@ export class Gateway {
   async #start(): Promise<number> {
     // Before any CURVE server socket binds: without it libzmq refuses every client.
     this.#zap = await startCurveAuthenticator(this.#opts.curve, this.log);
+    this.#uploads?.prepare(this.log);
     // Every bind settles before a failure is thrown, so that close() finds no bind in flight.
     const bound = await Promise.allSettled(this.pools.map((p) => p.bind()));
     const failed = bound.find((r) => r.status === 'rejected');
@@ -290,6 +296,11 @@ export class Gateway {
 
   get port(): number {
     return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /** `upload.temp_store`, when set (gateway/upload-spool.ts). */
+  get uploads(): UploadStore | undefined {
+    return this.#uploads;
   }
 
   get adapter(): Mongrel2Adapter | undefined {

@@ -20,8 +20,9 @@ import { SendQueue } from '../zmq/send-queue.js';
 import { shortAnswerBytes } from './short-answer.js';
 import { BridgeSocket } from './bridge-socket.js';
 import { creditsOf } from '../protocol/download-credits.js';
+import { Mongrel2Uploads, type UploadBridgeStats } from './mongrel2-upload.js';
 
-export interface AdapterStats {
+export interface AdapterStats extends UploadBridgeStats {
   requests: number;
   malformed: number;
   ignored: number;
@@ -37,20 +38,25 @@ function isMongrel2Key(key: string): boolean {
   return key !== key.toLowerCase();
 }
 
-/** The HTTP bytes a client sent, rebuilt from a Mongrel2 request. */
-function toHttp(req: M2Request): Buffer {
+/** The HTTP head a client sent, rebuilt from a Mongrel2 request whose body is `length` bytes. */
+function httpHead(req: M2Request, length: number): Buffer {
   const h = req.headers;
   let head = `${String(h.METHOD)} ${String(h.URI ?? req.path)} ${String(h.VERSION ?? 'HTTP/1.1')}\r\n`;
   for (const key of Object.keys(h)) {
-    if (isMongrel2Key(key) || key === 'content-length' || key === 'transfer-encoding') continue;
+    if (isMongrel2Key(key) || key === 'content-length' || key === 'transfer-encoding' || key.startsWith('x-mongrel2-upload-')) continue;
     const value = h[key]!;
     for (const v of Array.isArray(value) ? value : [value]) head += `${key}: ${v}\r\n`;
   }
-  // The body arrives whole (§3.3): frame it by length whatever the client used.
-  if (req.body.length > 0 || h['content-length'] !== undefined) head += `content-length: ${req.body.length}\r\n`;
+  // The body arrives whole (§3.3, or as an upload's file): frame it by length whatever the client used.
+  if (length > 0 || h['content-length'] !== undefined) head += `content-length: ${length}\r\n`;
   head += '\r\n';
-  const headBytes = Buffer.from(head, 'utf8');
-  return req.body.length === 0 ? headBytes : Buffer.concat([headBytes, req.body]);
+  return Buffer.from(head, 'utf8');
+}
+
+/** The HTTP bytes a client sent, rebuilt from a Mongrel2 request. */
+function toHttp(req: M2Request): Buffer {
+  const head = httpHead(req, req.body.length);
+  return req.body.length === 0 ? head : Buffer.concat([head, req.body]);
 }
 
 export interface Mongrel2AdapterOptions {
@@ -59,10 +65,13 @@ export interface Mongrel2AdapterOptions {
   /** Hands a connection to the gateway's HTTP server. */
   accept(socket: Duplex): void;
   logger: Logger;
+  /** The front's `upload.temp_store` as this process reaches it: async uploads are bridged (mongrel2-upload.ts). */
+  uploadStore?: string | undefined;
 }
 
 export class Mongrel2Adapter {
-  readonly stats: AdapterStats = { requests: 0, malformed: 0, ignored: 0, disconnects: 0, credits: 0, reset: 0 };
+  readonly stats: AdapterStats = { requests: 0, malformed: 0, ignored: 0, disconnects: 0, credits: 0, reset: 0, uploads: 0, uploadsRefused: 0 };
+  readonly #uploads: Mongrel2Uploads | undefined;
   readonly #opts: Mongrel2AdapterOptions;
   readonly #pull = new Pull();
   readonly #pub = new Publisher({ linger: 1000 });
@@ -73,6 +82,7 @@ export class Mongrel2Adapter {
 
   constructor(options: Mongrel2AdapterOptions) {
     this.#opts = options;
+    this.#uploads = options.uploadStore === undefined ? undefined : new Mongrel2Uploads(options.uploadStore, options.logger, this.stats);
     this.#out = new SendQueue(this.#pub, { onError: (err) => options.logger.error({ err }, 'publish to Mongrel2 failed') });
     // Mongrel2 restarts its connection ids at 1 (§3.1): when it goes away, every
     // bridged connection goes too, so no late reply can reach a new client.
@@ -124,13 +134,17 @@ export class Mongrel2Adapter {
       } else this.stats.ignored++;
       return;
     }
-    if (req.kind !== 'http') {
-      // Uploads over Mongrel2's limit, WebSockets and JSON sockets are not bridged.
+    // An upload's body comes with its upload-done (§3.4).
+    if (req.kind === 'upload-start' && this.#uploads) return;
+    let upload: { path: string; size: number } | undefined;
+    if (req.kind === 'upload-done' && this.#uploads) {
+      upload = this.#uploads.accept(req);
+      if (!upload) return this.#refuse(req, 400, 'Bad Request');
+    } else if (req.kind !== 'http') {
+      // Uploads without --mongrel2-upload-store, WebSockets and JSON sockets are not bridged.
       this.stats.ignored++;
-      if (req.kind === 'upload-start') {
-        this.#out.send(encodeReply(req.sender, req.connId, shortAnswerBytes(413, 'Entity Too Large')));
-        this.#out.send(encodeClose(req.sender, req.connId));
-      }
+      // (An upload-done here can only carry a client's own forged headers: its start got the 413.)
+      if (req.kind === 'upload-start' || req.kind === 'upload-done') this.#refuse(req, 413, 'Entity Too Large');
       return;
     }
     this.stats.requests++;
@@ -160,7 +174,31 @@ export class Mongrel2Adapter {
     // Only the connection's first request announces the allowance (§3.7).
     const initial = creditsOf(req);
     if (initial !== undefined) bridge.startCredits(initial);
-    bridge.push(toHttp(req));
+    if (upload) {
+      const file = upload;
+      const into = bridge;
+      into.after(async () => {
+        try {
+          await this.#uploads!.pipe(httpHead(req, file.size), file, into);
+        } catch {
+          // Midway through a request node:http cannot answer: the connection goes.
+          if (this.#bridges.get(key) === into) this.#bridges.delete(key);
+          this.#out.send(encodeClose(req.sender, req.connId));
+          into.destroy();
+        }
+      });
+    } else bridge.deliver(toHttp(req));
+  }
+
+  /** Answers a message that is not bridged, then closes its connection (Mongrel2 stops an upload on the close, §3.4). */
+  #refuse(req: M2Request, status: number, text: string): void {
+    // A keep-alive connection bridged before goes with it: Mongrel2 sends no disconnect after a close (§3.6).
+    const key = `${req.sender}\0${req.connId}`;
+    const bridge = this.#bridges.get(key);
+    this.#bridges.delete(key);
+    bridge?.destroy();
+    this.#out.send(encodeReply(req.sender, req.connId, shortAnswerBytes(status, text)));
+    this.#out.send(encodeClose(req.sender, req.connId));
   }
 
   #resetAll(): void {

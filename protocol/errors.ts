@@ -37,6 +37,7 @@ export const ERRORS = {
   BRUBECK: { code: 'M2G_ERR_BRUBECK', status: 400, level: 'warn', doc: 'A brubeck-service message (docs/brubeck-service-wire.md) is malformed, or a value cannot travel in one.' },
   OPTION: { code: 'M2G_ERR_OPTION', level: 'error', doc: 'An option given through the API is out of range or contradicts another (workers, credit, endpoints...).' },
   MODULE: { code: 'M2G_ERR_MODULE', level: 'error', doc: 'A routes or app module failed to load, or its default export is not an object of routes.' },
+  UPLOAD: { code: 'M2G_ERR_UPLOAD', status: 400, level: 'warn', doc: 'An upload-done message names a file the service may not read: outside its upload store, not of its template, or the two upload headers differ.' },
   USAGE: { code: 'M2G_ERR_USAGE', level: 'error', doc: 'The command line is wrong (an unknown flag, a missing or malformed value); the CLI exits 2.' },
 } as const satisfies Record<string, ErrorSpec>;
 

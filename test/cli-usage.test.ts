@@ -40,6 +40,7 @@ test('usage errors name the flag given, one line, exit 2', async () => {
     [['gateway', '--port', '--config'], /Option '--port' argument is ambiguous \(a value that starts with '-' is written --name=VALUE\)$/],
     // A service does not take the gateway's allow-list (it was listed in its --help and ignored).
     [[...svc, '--curve-allow', 'x'], /Unknown option '--curve-allow'/],
+    [['gateway', '--config', conf, '--mongrel2-upload-store', '/tmp/upload.XXXXXX'], /--mongrel2-upload-store needs --mongrel2/],
   ];
   for (const [args, message] of cases) {
     const res = await runCli(args);
@@ -50,7 +51,7 @@ test('usage errors name the flag given, one line, exit 2', async () => {
 
 test('start --help lists every flag start accepts; service --help none it ignores', async () => {
   const start = (await runCli(['start', '--help'])).stdout;
-  for (const flag of ['config', 'server', 'services', 'workers', 'routes', 'max-heap-mb', 'app', 'mongrel2', 'port', 'handler-timeout', 'drain-timeout', 'headers-timeout', 'request-timeout', 'heartbeat-ms', 'liveness', 'link-queue', 'link-queue-timeout', 'log-level', 'curve-secret', 'curve-allow', 'help', 'version']) {
+  for (const flag of ['config', 'server', 'services', 'workers', 'routes', 'max-heap-mb', 'app', 'mongrel2', 'mongrel2-upload-store', 'port', 'handler-timeout', 'drain-timeout', 'headers-timeout', 'request-timeout', 'heartbeat-ms', 'liveness', 'link-queue', 'link-queue-timeout', 'log-level', 'curve-secret', 'curve-allow', 'help', 'version']) {
     assert.match(start, new RegExp(`--${flag}\\b`), `start --help lacks --${flag}`);
   }
   const service = (await runCli(['service', '--help'])).stdout;

@@ -1,11 +1,13 @@
 // `npm start` as a new user runs it: `m2gate start` with the shipped mongrel2.conf (its port
 // overridden with 0), one local service with one worker thread, and the demo app. The page,
-// a service route, a CPU route, an app route and a ctx.call route answer; SIGTERM exits 0.
+// a service route, a CPU route, an upload over limits.content_length (spooled by the gateway,
+// read from its temp file by the service), an app route and a ctx.call route answer; SIGTERM exits 0.
 // Runs the built CLI (`npm run build` first). The shipped config binds the handler endpoints
 // tcp://127.0.0.1:9997 and :9996, so nothing else may hold those ports while this runs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { get, spawnM2gate, type LoggedProcess } from './helpers/gateway.js';
+import { createHash } from 'node:crypto';
+import { exchange, get, spawnM2gate, type LoggedProcess } from './helpers/gateway.js';
 
 let m2gate: LoggedProcess | undefined;
 after(async () => {
@@ -39,6 +41,12 @@ test('m2gate start: the page, /svc/hello, /svc/fib/20, /app/hello, /service/sync
   const fib = await get(port, '/svc/fib/20');
   assert.equal(fib.status, 200);
   assert.equal((JSON.parse(fib.body.toString()) as { fib: number }).fib, 6765);
+
+  // The shipped config's limits.content_length is 1 MiB: this body goes through upload.temp_store.
+  const upload = Buffer.alloc(2 * 1024 * 1024, 'upload');
+  const up = await exchange(port, Buffer.concat([Buffer.from(`POST /svc/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${upload.length}\r\nConnection: close\r\n\r\n`), upload]));
+  assert.equal(up.status, 200);
+  assert.deepEqual(JSON.parse(up.body.toString()), { bytes: upload.length, sha256: createHash('sha256').update(upload).digest('hex'), spooled: true });
 
   const app = await get(port, '/app/hello');
   assert.equal(app.status, 200);

@@ -143,10 +143,11 @@ test('every REQUEST returns exactly one credit: replies, 404, 405, malformed, ig
   await send(request(1, '/l/hello'));
   await send(request(2, '/nope'));
   await send(request(3, '/l/hello', { method: 'POST' }));
+  // The start of an upload (§3.4) to a service without --upload-store is refused at once, with
+  // the close (the front then stops writing its file): 413 carrying its credit, the close none.
+  await send(request(10, '/l/hello', { headers: { 'x-mongrel2-upload-start': '/tmp/upload' } }));
   await send(Buffer.from('not a mongrel2 message'));
   await send(encodeRequest({ sender: SENDER, connId: 5, path: '@*', headers: { METHOD: 'JSON' }, body: '{"type":"credits"}' }, 'json'));
-  // The start of an upload (§3.4) is not answered itself: its credit comes back at once.
-  await send(request(10, '/l/hello', { headers: { 'x-mongrel2-upload-start': '/tmp/upload' } }));
   await send(request(6, '/l/hello', { version: 'HTTP/1.0' }));
   // Abandoned: held, then the client goes away. The DISCONNECT itself uses no credit.
   await send(request(7, '/l/hold', { query: 'tag=abandoned' }));
@@ -179,11 +180,14 @@ test('every REQUEST returns exactly one credit: replies, 404, 405, malformed, ig
     repliesFor(router.inbox.items, 8).map((r) => r.status),
     [200, 0],
   );
-  assert.deepEqual(repliesFor(router.inbox.items, 10), []);
-  // Malformed, ignored, upload start, abandoned and the dropped pipelined request came back as CREDIT.
+  assert.deepEqual(repliesFor(router.inbox.items, 10), [
+    { status: 413, credit: 1 },
+    { status: 0, credit: 0 },
+  ]);
+  // Malformed, ignored, abandoned and the dropped pipelined request came back as CREDIT.
   assert.equal(
     router.inbox.items.filter(is('CREDIT')).reduce((n, m) => n + (m.msg as { credit: number }).credit, 0),
-    5,
+    4,
   );
   assert.equal(svc.stats.malformed, 1);
   assert.equal(svc.stats.ignored, 1);

@@ -3,6 +3,7 @@
  * Runs in the worker threads like any user routes module.
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { setTimeout as delay } from 'node:timers/promises';
 import { defineRoutes, type ServiceRequest } from './service-routes.js';
@@ -38,6 +39,29 @@ export default defineRoutes({
     let digest: Buffer = req.body;
     for (let i = 0; i < rounds; i++) digest = createHash('sha256').update(digest).digest();
     return { sha256: digest.toString('hex'), rounds };
+  },
+
+  /**
+   * SHA-256 and size of the body, however large: a body the front spooled to its upload
+   * store (over limits.content_length) is streamed from its temp file, never held whole.
+   */
+  'POST /svc/upload': {
+    uploads: true,
+    timeoutMs: 120_000,
+    handler: async (req: ServiceRequest) => {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      if (req.upload === undefined) {
+        hash.update(req.body);
+        bytes = req.body.length;
+      } else {
+        for await (const chunk of createReadStream(req.upload.path, { signal: req.signal })) {
+          hash.update(chunk as Buffer);
+          bytes += (chunk as Buffer).length;
+        }
+      }
+      return { bytes, sha256: hash.digest('hex'), spooled: req.upload !== undefined };
+    },
   },
 
   /**

@@ -54,6 +54,12 @@ export interface ServiceOptions {
   batchMs?: number;
   /** CURVE client keys for the sockets to the front (this service's pair and the front's public key). */
   curve?: CurveConfig | undefined;
+  /**
+   * The front's `upload.temp_store` template as this process reaches it (absolute, or relative
+   * to its working directory): async uploads are read from there only (upload-body.ts). Unset:
+   * uploads get 413.
+   */
+  uploadStore?: string | undefined;
   /** Keep metrics (admin/service-metrics.ts) for an admin listener and, over the link, for the gateway. Off by default. */
   metrics?: boolean;
   /**
@@ -67,7 +73,7 @@ export interface ServiceOptions {
 
 /** The options with every default applied (the logger is the Service's own). */
 export type ResolvedServiceOptions = Required<
-  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck' | 'metrics' | 'logRequests'>
+  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck' | 'metrics' | 'logRequests' | 'uploadStore'>
 > & {
   brubeck: BrubeckFrontConfig | undefined;
   curve: CurveConfig | undefined;
@@ -77,6 +83,7 @@ export type ResolvedServiceOptions = Required<
   send: string[];
   recv: string[];
   connect: string | undefined;
+  uploadStore: string | undefined;
 };
 
 /** The built-in demo routes, next to this file (`.ts` under tsx, `.js` in dist/). */
@@ -129,5 +136,6 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     maxHeapMb: options.maxHeapMb,
     batchMs,
     curve: options.curve,
+    uploadStore: options.uploadStore,
   };
 }

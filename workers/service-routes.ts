@@ -7,6 +7,7 @@
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import type { HeaderMap } from '../protocol/m2-request.js';
 import type { RouteResponse } from '../protocol/route-result.js';
+import type { UploadedFile } from './upload-body.js';
 
 /** The request a route handler receives. Plain data, cloned into the worker thread. */
 export interface ServiceRequest {
@@ -23,6 +24,13 @@ export interface ServiceRequest {
   sender: string;
   /** Aborted when the client disconnects or the route's timeout passes. */
   signal: AbortSignal;
+  /**
+   * Only on routes with `uploads: true`: a body the front spooled to its upload store
+   * (Mongrel2's async upload, over `limits.content_length`) is this file, and `body` is
+   * empty. Stream it (`fs.createReadStream(req.upload.path)`); the service removes it once
+   * the reply is sent (a route may move it away to keep it).
+   */
+  upload?: UploadedFile;
 }
 
 /** A full response `{ status, headers?, body? }`. Any other object a handler returns is sent as JSON. */
@@ -42,6 +50,8 @@ export interface RouteOptions {
   handler: RouteHandler;
   /** Overrides the service's `--timeout` for this route, in ms. */
   timeoutMs?: number;
+  /** Takes async uploads as `req.upload` (a file); without it an upload gets 413. */
+  uploads?: boolean;
 }
 
 export type RoutesDefinition = Record<string, RouteHandler | RouteOptions>;
@@ -58,6 +68,7 @@ export function defineRoutes<T extends RoutesDefinition>(routes: T): T {
 export interface ServiceRouteEntry {
   pattern: string;
   timeoutMs: number | undefined;
+  uploads: boolean;
   handler: RouteHandler;
 }
 
@@ -69,7 +80,7 @@ export interface ServiceRouteEntry {
 export function readServiceRoutes(def: unknown): ServiceRouteEntry[] {
   if (typeof def !== 'object' || def === null) throw new M2gateError(ERROR_CODES.MODULE, 'the routes module must default-export an object of routes');
   return Object.entries(def).map(([pattern, value]: [string, unknown]) => {
-    if (typeof value === 'function') return { pattern, timeoutMs: undefined, handler: value as RouteHandler };
+    if (typeof value === 'function') return { pattern, timeoutMs: undefined, uploads: false, handler: value as RouteHandler };
     const options = value as Partial<RouteOptions> | null;
     if (typeof options !== 'object' || options === null || typeof options.handler !== 'function') {
       throw new M2gateError(ERROR_CODES.MODULE, `route '${pattern}': expected a function or { handler, timeoutMs? }`);
@@ -77,6 +88,7 @@ export function readServiceRoutes(def: unknown): ServiceRouteEntry[] {
     if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
       throw new M2gateError(ERROR_CODES.MODULE, `route '${pattern}': timeoutMs must be a positive number`);
     }
-    return { pattern, timeoutMs: options.timeoutMs, handler: options.handler };
+    if (options.uploads !== undefined && typeof options.uploads !== 'boolean') throw new M2gateError(ERROR_CODES.MODULE, `route '${pattern}': uploads must be true or false`);
+    return { pattern, timeoutMs: options.timeoutMs, uploads: options.uploads === true, handler: options.handler };
   });
 }

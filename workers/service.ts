@@ -42,6 +42,7 @@ import { ServiceMetrics } from '../admin/service-metrics.js';
 import { PacedFront } from './paced-reply.js';
 import { creditsOf } from '../protocol/download-credits.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
+import { intakeUpload, refusedAtStart, removeUpload, UploadStoreReader, type UploadIntake } from './upload-body.js';
 
 export type { ServiceOptions } from './service-options.js';
 
@@ -75,6 +76,8 @@ interface Pending extends AbortableTask, Ordered, CreditHolder {
   /** Counted in #live. */
   live?: boolean;
   timer?: NodeJS.Timeout;
+  /** An upload-done's temp file (removed once answered), or why it is refused (upload-body.ts). */
+  upload?: UploadIntake;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -99,6 +102,8 @@ export class Service {
   #routes: MethodRoute[] = [];
   /** Each route's own timeout (by route index), when it sets one. */
   #routeTimeouts: Array<number | undefined> = [];
+  #routeUploads: boolean[] = [];
+  readonly #uploads: UploadStoreReader | undefined;
   #front!: PacedFront;
   /** start() has set up the pool and the front. */
   #running = false;
@@ -120,6 +125,7 @@ export class Service {
     this.#expectEncoding = options.expectEncoding;
     this.#logRequests = options.logRequests ?? false;
     this.#linkName = options.senderId ?? `${hostname()}/${process.pid}`;
+    this.#uploads = this.#opts.uploadStore === undefined ? undefined : new UploadStoreReader(this.#opts.uploadStore);
     this.#metrics = options.metrics
       ? new ServiceMetrics({
           stats: this.stats,
@@ -180,6 +186,7 @@ export class Service {
       { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, batchMs: this.#opts.batchMs, abort: this.#aborts.shared, log: this.log },
       (routes) => {
         this.#routeTimeouts = routes.map((r) => r.timeoutMs);
+        this.#routeUploads = routes.map((r) => r.uploads);
         return compileMethodRoutes(routes);
       },
     ));
@@ -247,8 +254,9 @@ export class Service {
       case 'upload-done':
         break;
       case 'upload-start':
-        // The body arrives with upload-done (§3.4); answer that one.
-        return false;
+        // The body arrives with upload-done (§3.4): answer that one, unless it would be refused.
+        if (!refusedAtStart(this.#uploads, this.#routes, this.#routeUploads, String(req.headers.METHOD), req.path)) return false;
+        break;
       case 'json':
       case 'xml':
         // Routes answer HTTP; a JSON/XML socket (§3.8) would wait for an answer until Mongrel2
@@ -274,12 +282,13 @@ export class Service {
       req,
       frame,
       route: undefined,
-      close: wantsClose(req),
+      close: req.kind === 'upload-start' || wantsClose(req),
       head: method === 'HEAD',
       enqueuedAt: now(),
       abandoned: false,
       charged: false,
     };
+    if (req.kind === 'upload-done') p.upload = intakeUpload(this.#uploads, req, this.log);
     this.#credit.hold(p, charged);
     this.#inFlight.add(p);
     this.#order.add(p);
@@ -290,7 +299,7 @@ export class Service {
 
   #route(p: Pending, method: string): void {
     if (this.#closing) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
-    if (p.req.kind === 'upload-done') return this.#answer(p, 413, 'Request Entity Too Large\n');
+    if (p.upload?.ok === false) return this.#answer(p, p.upload.status, p.upload.text);
     const found = matchMethodRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
     if (!found.route) {
@@ -298,6 +307,7 @@ export class Service {
       return this.#answer(p, 404, 'Not Found\n');
     }
     p.route = found.route;
+    if (p.req.kind === 'upload-start' || (p.upload?.ok === true && !this.#routeUploads[found.index!])) return this.#answer(p, 413, 'Request Entity Too Large\n');
     if (this.#live >= this.#opts.workers + this.#opts.maxQueue || !this.#aborts.hasFreeSlot) {
       this.stats.rejected503++;
       return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
@@ -309,7 +319,7 @@ export class Service {
     this.#aborts.claim(p);
     p.live = true;
     this.#live++;
-    const task: RunTask = { kind: 'run', id: p.id, slot: p.slot, route, params, frame: p.frame, head: p.head };
+    const task: RunTask = { kind: 'run', id: p.id, slot: p.slot, route, params, frame: p.frame, head: p.head, upload: p.upload?.ok === true ? p.upload.file : undefined };
     const timeoutMs = this.#routeTimeouts[route] ?? this.#opts.timeoutMs;
     p.timer = setTimeout(() => {
       this.stats.timedOut++;
@@ -393,12 +403,14 @@ export class Service {
     this.#inFlight.settle(p);
     this.#credit.reply(p, p.reply!);
     this.stats.replied++;
+    removeUpload(p.upload, this.log);
     if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
   }
 
   #drop(p: Pending): void {
     this.#credit.refund(p);
     p.abandoned = true;
+    removeUpload(p.upload, this.log);
     this.#unlive(p);
     this.#inFlight.settle(p);
     this.#aborts.abort(p);

@@ -1,5 +1,6 @@
 /** What crosses between the service's main thread and its piscina workers. */
 import type { AbortShared } from './abort-protocol.js';
+import type { UploadedFile } from './upload-body.js';
 
 export interface WorkerConfig {
   /** file: URL of the user's compiled routes module. */
@@ -29,6 +30,8 @@ export interface RunTask {
   frame: Uint8Array;
   /** A HEAD request: send the head of the GET response only. */
   head: boolean;
+  /** The body is this temp file (an async upload to a route that takes them); the message's body is empty. */
+  upload?: UploadedFile | undefined;
 }
 
 /** Several run tasks for one thread, run in order (task-batcher.ts). */
@@ -48,7 +51,7 @@ export interface BatchResult {
 }
 
 export interface DescribeResult {
-  routes: Array<{ pattern: string; timeoutMs: number | undefined }>;
+  routes: Array<{ pattern: string; timeoutMs: number | undefined; uploads: boolean }>;
 }
 
 export interface RunResult {

@@ -52,6 +52,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
     sender: req.sender,
     signal,
   };
+  if (task.upload !== undefined) request.upload = task.upload;
   let status: number;
   let bytes: Buffer;
   let errorId: string | undefined;
@@ -93,7 +94,7 @@ async function runBatch(tasks: RunTask[]): Promise<BatchResult> {
 export default async function handle(task: WorkerTask): Promise<RunResult | DescribeResult | BatchResult> {
   if (task.kind === 'describe') {
     const entries = await routes();
-    return { routes: entries.map(({ pattern, timeoutMs }) => ({ pattern, timeoutMs })) };
+    return { routes: entries.map(({ pattern, timeoutMs, uploads }) => ({ pattern, timeoutMs, uploads })) };
   }
   if (task.kind === 'batch') return runBatch(task.tasks);
   return runTask(task);

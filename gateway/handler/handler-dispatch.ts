@@ -4,8 +4,9 @@
  * the gateway's rather than the pool's:
  *
  * - no handler connected → 503 at once (Mongrel2 holds the client ~2 minutes);
- * - a body over `limits.content_length` → 413 and close (§3.3: Mongrel2 would
- *   spool it to its upload store, which the gateway does not have), after
+ * - a body over `limits.content_length` (or any chunked body) with an upload
+ *   store configured → written there and announced as Mongrel2 does
+ *   (upload-flow.ts, §3.4); without one → 413 and close (§3.3), after
  *   reading the rest of the body, so that the close is not a reset (refuseBody);
  * - no reply message within the handler timeout → 504 plus a disconnect
  *   notice (an idle deadline: each reply message restarts it);
@@ -26,6 +27,8 @@ import type { HandlerTarget } from './handler-target.js';
 import { nextConnId } from './reply-dispatch.js';
 import { CreditReturn } from './download-credits.js';
 import { withDownloadCredits } from '../../protocol/download-credits.js';
+import type { UploadStore } from '../upload-spool.js';
+import { serveUpload } from './upload-flow.js';
 
 export interface HandlerDispatchOptions {
   /** Body bytes a request may carry: Mongrel2's `limits.content_length`. */
@@ -40,6 +43,8 @@ export interface HandlerDispatchOptions {
   log: Logger;
   /** The server's `download.flow_control=1`: announce and return download credits (§3.7). */
   downloadCredits?: boolean;
+  /** `upload.temp_store`: where bodies over maxBodyBytes go (upload-flow.ts). */
+  uploads?: UploadStore | undefined;
 }
 
 export interface HandlerDispatchStats {
@@ -126,6 +131,12 @@ export class HandlerDispatch implements RouteTarget {
   #accept(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
     const { stats, maxBodyBytes } = this.#opts;
     const declared = req.headers['content-length'];
+    const { uploads } = this.#opts;
+    // Mongrel2 spools every chunked body too (§3.3): its length is not known when the head is.
+    if (uploads?.usable === true && (declared === undefined ? req.headers['transfer-encoding'] !== undefined : Number(declared) > maxBodyBytes)) {
+      const { timeoutMs, retryAfterS, log } = this.#opts;
+      return serveUpload({ pool: this.pool, store: uploads, timeoutMs, retryAfterS, stats, failures: this.failures, log }, req, res, hit.pattern);
+    }
     if (declared !== undefined && Number(declared) > maxBodyBytes) {
       stats.tooLarge++;
       this.failures.tooLarge++;

@@ -7,6 +7,7 @@
  * otherwise. This file is the mechanism (socket, registration, heartbeats,
  * replies); the policy (credit, pick, queue, retries) is link-scheduler.ts.
  */
+import { UPLOAD_DONE, UPLOAD_START } from '../upload-spool.js';
 import { Router } from 'zeromq';
 import type { Logger } from 'pino';
 import { encodeCredits } from '../../protocol/download-credits.js';
@@ -202,6 +203,9 @@ export class LinkPool implements HandlerTarget {
     const message = encodeRequest({ ...fields, sender: this.config.sendIdent }, this.config.protocol);
     const method = fields.headers.METHOD;
     const job: LinkJob = { connId: fields.connId, message, method: typeof method === 'string' ? method : 'GET', peer: undefined, replied: false, attempts: 0, queuedAt: -1 };
+    if (fields.headers[UPLOAD_START] !== undefined && fields.headers[UPLOAD_DONE] === undefined) job.notice = true;
+    // The upload-done of an upload whose start went (or still waits) as a notice replaces it.
+    this.#sched.finish(job.connId);
     // Registered first: submit() may dispatch at once.
     this.#replies.register(job.connId, sink);
     if (!this.#sched.submit(job)) {

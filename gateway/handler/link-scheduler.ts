@@ -42,6 +42,12 @@ export interface LinkJob {
   attempts: number;
   /** When it entered the gateway queue (performance.now()); -1 when not queued. */
   queuedAt: number;
+  /**
+   * An upload-start (§3.4): it costs a credit, which the service returns at once, and holds
+   * no thread, so once sent it is off the service's in-flight set (the upload-done that
+   * follows is a job of its own). Its peer still owns the id until then.
+   */
+  notice?: boolean;
 }
 
 /** A service's scheduling state at registration (READY). */
@@ -246,6 +252,7 @@ export class LinkScheduler<P extends SchedPeer> {
     job.peer = peer;
     job.attempts++;
     this.#act.dispatch(job, peer);
+    if (job.notice === true) peer.inFlight.delete(job);
   }
 
   #enqueue(job: LinkJob, first: boolean): void {

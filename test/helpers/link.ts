@@ -120,6 +120,8 @@ export interface LinkConf {
   protocol?: HeaderEncoding;
   /** Defaults to '/svc/'. */
   route?: string;
+  /** Settings besides server.daemonize = 0. */
+  settings?: Record<string, string | number>;
 }
 
 /** A one-server mongrel2.conf whose one Handler (on `route`) uses the m2gate link. */
@@ -129,7 +131,9 @@ export function linkConfText(c: LinkConf): string {
 main = Server(uuid="6c1f0e2a-0000-4000-8000-0000000server", name="link", port=6767, bind_addr="127.0.0.1",
   access_log="logs/access.log", error_log="logs/error.log", pid_file="run/mongrel2.pid",
   default_host="localhost", hosts=[Host(name="localhost", routes={ '${c.route ?? '/svc/'}': svc })])
-settings = { "server.daemonize": 0 }
+settings = { ${Object.entries({ 'server.daemonize': 0, ...c.settings })
+    .map(([k, v]) => `"${k}": ${typeof v === 'number' ? String(v) : `"${String(v)}"`}`)
+    .join(', ')} }
 servers = [main]
 `;
 }
@@ -154,14 +158,16 @@ export interface LinkRig {
 }
 
 /** A Gateway in-process serving '/svc/' over the link on a fresh tcp:// endpoint. */
-export async function startLinkGateway(options: { link?: LinkOptions; handlerTimeoutMs?: number; retryAfterSeconds?: number; protocol?: HeaderEncoding } = {}): Promise<LinkRig> {
+export async function startLinkGateway(
+  options: { link?: LinkOptions; handlerTimeoutMs?: number; retryAfterSeconds?: number; protocol?: HeaderEncoding; settings?: Record<string, string | number>; cwd?: string } = {},
+): Promise<LinkRig> {
   const spec = await linkEndpoint();
-  const config = parseConfig(linkConfText({ sendSpec: spec, protocol: options.protocol }));
+  const config = parseConfig(linkConfText({ sendSpec: spec, protocol: options.protocol, settings: options.settings }));
   const log = logCapture();
   const gateway = new Gateway({
     config,
     server: findServer(config),
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     port: 0,
     host: '127.0.0.1',
     logger: log.logger,

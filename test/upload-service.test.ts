@@ -1,0 +1,123 @@
+// `m2gate service --upload-store` behind the real Mongrel2 1.12.2 with upload.temp_store set
+// (mongrel2-protocol.md §3.4): the service reads Mongrel2's own temp file for a route with
+// `uploads: true` (the demo's POST /svc/upload), answers, and removes the file; a route
+// without it answers 413 and the file goes too; a path outside the store (here forged by the
+// client: Mongrel2 forwards a client's x-mongrel2-upload-* headers) is refused with 400 and
+// logged, and nothing is read. Then UploadStoreReader's rules one by one.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ipcEndpoint, startMongrel2 } from './helpers/mongrel2.js';
+import { startService, stopAll } from './helpers/service.js';
+import { UploadStoreReader } from '../workers/upload-body.js';
+import type { M2Request } from '../protocol/m2-request.js';
+
+const send = ipcEndpoint('send');
+const recv = ipcEndpoint('recv');
+const m2 = await startMongrel2({
+  handlers: [{ route: '/svc/', sendSpec: send, sendIdent: '0b1c2d3e-0000-4000-8000-00upload0svc', recvSpec: recv, protocol: 'tnetstring' }],
+  // Not below limits.buffer_size (4096): Mongrel2 1.12.2 then corrupts the body bytes that came
+  // with the head past limits.content_length (mongrel2-protocol.md §3.4, measured).
+  settings: { 'limits.content_length': 4096, 'upload.temp_store': 'tmp/upload.XXXXXX' },
+});
+const store = join(m2.dir, 'tmp');
+const svc = await startService(['--send', send, '--recv', recv, '--workers', '1', '--upload-store', join(store, 'upload.XXXXXX')]);
+after(async () => {
+  await stopAll();
+  await m2.stop();
+  m2.cleanup();
+});
+
+const base = `http://127.0.0.1:${m2.port}`;
+
+/** Resolves once Mongrel2's temp folder is empty (fs.watch, with a deadline). */
+async function storeEmpty(ms = 5000): Promise<void> {
+  const watcher = watch(store);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${store} still holds ${readdirSync(store).join(', ')} after ${ms} ms`)), ms);
+      const check = (): void => {
+        if (readdirSync(store).length === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      watcher.on('change', check);
+      check();
+    });
+  } finally {
+    watcher.close();
+  }
+}
+
+test("a route with uploads: true reads Mongrel2's temp file and answers; the service then removes the file", async () => {
+  const body = randomBytes(300 * 1024);
+  const r = await fetch(`${base}/svc/upload`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex'), spooled: true });
+  await storeEmpty();
+  // Under limits.content_length the same route gets the body inline.
+  const small = randomBytes(500);
+  const r2 = await fetch(`${base}/svc/upload`, { method: 'POST', body: small });
+  assert.deepEqual(await r2.json(), { bytes: 500, sha256: createHash('sha256').update(small).digest('hex'), spooled: false });
+});
+
+test('a route without uploads: true answers an upload 413; its temp file is removed all the same', async () => {
+  const r = await fetch(`${base}/svc/hash`, { method: 'POST', body: randomBytes(9000) });
+  assert.equal(r.status, 413);
+  await r.arrayBuffer();
+  await storeEmpty();
+});
+
+test('an upload path outside the store is refused with 400 and logged; nothing is read', async () => {
+  for (const forged of ['/etc/passwd', 'tmp/../../../../etc/passwd', `${store}/../upload.abcdef`]) {
+    const from = svc.lines.length;
+    const r = await fetch(`${base}/svc/upload`, { method: 'POST', body: 'x', headers: { 'x-mongrel2-upload-start': forged, 'x-mongrel2-upload-done': forged } });
+    assert.equal(r.status, 400, forged);
+    await r.arrayBuffer();
+    const line = await svc.waitFor((l) => l.msg === 'upload refused', { from });
+    assert.equal(line.code, 'M2G_ERR_UPLOAD');
+    assert.equal(line.path, forged);
+  }
+});
+
+// ---- the rules alone ---------------------------------------------------------------------------
+
+test('UploadStoreReader accepts only regular files of its template in its folder', () => {
+  const root = mkdtempSync(join(tmpdir(), 'm2gate-upload-rules-'));
+  try {
+    const dir = join(root, 'srv', 'tmp');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'upload.Ab3dE9'), 'data');
+    writeFileSync(join(root, 'secret'), 'secret');
+    symlinkSync(join(root, 'secret'), join(dir, 'upload.LINKED'));
+    mkdirSync(join(dir, 'upload.FOLDER'));
+    const reader = new UploadStoreReader(join(dir, 'upload.XXXXXX'));
+    const msg = (start: string | string[], done: string | string[] = start): M2Request =>
+      ({ sender: 's', connId: 1, path: '/', headers: { 'x-mongrel2-upload-start': start, 'x-mongrel2-upload-done': done }, body: Buffer.alloc(0), kind: 'upload-done', encoding: 'json' });
+    const ok = (v: ReturnType<UploadStoreReader['check']>): string => (v.ok ? `ok ${v.file.path} ${v.file.size}` : `refused: ${v.reason}`);
+    assert.equal(ok(reader.check(msg('tmp/upload.Ab3dE9'))), `ok ${join(dir, 'upload.Ab3dE9')} 4`, "the front's relative view");
+    assert.equal(ok(reader.check(msg('srv/tmp/upload.Ab3dE9'))), `ok ${join(dir, 'upload.Ab3dE9')} 4`);
+    assert.equal(ok(reader.check(msg(join(dir, 'upload.Ab3dE9')))), `ok ${join(dir, 'upload.Ab3dE9')} 4`, 'absolute, in the store');
+    const refused: Array<[string | string[], (string | string[])?]> = [
+      ['tmp/upload.Ab3dE9', 'tmp/upload.Zz9zZ9'],
+      [['tmp/upload.Ab3dE9', 'tmp/upload.Ab3dE9']],
+      ['other/upload.Ab3dE9'],
+      ['tmp/../tmp/upload.Ab3dE9'],
+      [join(root, 'upload.Ab3dE9')],
+      ['tmp/upload.Ab3dE'],
+      ['tmp/download.Ab3dE9'],
+      ['tmp/upload.Ab3dE9/'],
+      ['tmp/upload.LINKED'],
+      ['tmp/upload.FOLDER'],
+      ['tmp/upload.NoSuch'],
+    ];
+    for (const [start, done] of refused) assert.match(ok(reader.check(msg(start, done))), /^refused: /, JSON.stringify([start, done]));
+    assert.throws(() => new UploadStoreReader(join(dir, 'upload.XXXX')), { code: 'M2G_ERR_OPTION' });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
