@@ -8,28 +8,45 @@ import type { InstrRun } from './instr-variants.js';
 import { num, table } from './report.js';
 import { spread } from './stats.js';
 
-const CLASSES: ThreadClass[] = ['main', 'worker', 'zmq', 'other'];
-const CLASS_NAMES: Record<ThreadClass, string> = { main: 'main (event loop)', worker: 'worker thread', zmq: 'libzmq I/O', other: 'other (V8, libuv, …)' };
+/** A thread class, V8's background compiling (taken out of the class it ran in), or a process's sums. */
+type Part = ThreadClass | 'compile' | 'total' | 'steady';
+const PARTS: Array<ThreadClass | 'compile'> = ['main', 'worker', 'zmq', 'other', 'compile'];
+const PART_NAMES: Record<ThreadClass | 'compile', string> = {
+  main: 'main (event loop)',
+  worker: 'worker thread',
+  zmq: 'libzmq I/O',
+  other: 'other (GC, libuv, …)',
+  compile: 'V8 background compile',
+};
 
-/** Instructions per request of one run: process label → thread class → count, and the process totals. */
-export function perRequest(run: InstrRun): Map<string, Map<ThreadClass | 'total', number>> {
-  const out = new Map<string, Map<ThreadClass | 'total', number>>();
+/**
+ * Instructions per request of one run: process label → part → count.
+ * `total` is everything the window executed; `steady` leaves out V8's
+ * background compiling, which a longer warm-up would have done before.
+ */
+export function perRequest(run: InstrRun): Map<string, Map<Part, number>> {
+  const out = new Map<string, Map<Part, number>>();
   for (const p of run.processes) {
-    const m = new Map<ThreadClass | 'total', number>();
-    for (const t of p.threads) m.set(t.cls, (m.get(t.cls) ?? 0) + t.instructions / run.requests);
-    m.set('total', p.threads.reduce((s, t) => s + t.instructions, 0) / run.requests);
+    const m = new Map<Part, number>();
+    const add = (part: Part, n: number): void => void m.set(part, (m.get(part) ?? 0) + n / run.requests);
+    for (const t of p.threads) {
+      add(t.cls, t.instructions - t.compile);
+      add('compile', t.compile);
+      add('total', t.instructions);
+      add('steady', t.instructions - t.compile);
+    }
     out.set(p.label, m);
   }
   return out;
 }
 
-/** All processes of a run together, per request. */
-export const runTotal = (run: InstrRun): number => run.processes.reduce((s, p) => s + p.threads.reduce((a, t) => a + t.instructions, 0), 0) / run.requests;
+/** All processes of a run together, per request, without V8's background compiling. */
+export const runTotal = (run: InstrRun): number => run.processes.reduce((s, p) => s + p.threads.reduce((a, t) => a + t.instructions - t.compile, 0), 0) / run.requests;
 
 const median = (xs: number[]): number => (xs.length === 0 ? Number.NaN : spread(xs).median);
 
-/** The median over `runs` of one cell (a process's class or total, or '*' for the variant's total). */
-export function cell(runs: InstrRun[], process: string, what: ThreadClass | 'total'): number {
+/** The median over `runs` of one cell (a part of a process, or '*' for the variant's steady total). */
+export function cell(runs: InstrRun[], process: string, what: Part): number {
   if (process === '*') return median(runs.map(runTotal));
   return median(runs.map((r) => perRequest(r).get(process)?.get(what)).filter((x): x is number => x !== undefined));
 }
@@ -46,7 +63,7 @@ export interface InstrRatio {
 export function ratios(byKey: Map<string, InstrRun[]>): InstrRatio[] {
   const get = (key: string, process = '*'): number => {
     const runs = byKey.get(key);
-    return runs === undefined ? Number.NaN : cell(runs, process, 'total');
+    return runs === undefined ? Number.NaN : cell(runs, process, 'steady');
   };
   const r = (label: string, a: number, b: number): InstrRatio => ({ label, value: a / b });
   return [
@@ -69,31 +86,45 @@ export function instrTable(byKey: Map<string, InstrRun[]>): string {
   for (const [key, runs] of byKey) {
     const label = runs[0]!.label;
     for (const process of processesOf(runs)) {
-      for (const cls of CLASSES) {
-        const v = cell(runs, process, cls);
-        if (Number.isFinite(v)) rows.push([label, process, CLASS_NAMES[cls], num(v), '']);
+      for (const part of PARTS) {
+        const v = cell(runs, process, part);
+        // A class no thread of the process has is left out; a compile of 0 is worth seeing.
+        if (Number.isFinite(v) && (v > 0 || part === 'compile')) rows.push([label, process, PART_NAMES[part], num(v), '']);
       }
-      rows.push([label, process, '**process total**', num(cell(runs, process, 'total')), '']);
+      rows.push([label, process, 'process total', num(cell(runs, process, 'total')), '']);
+      rows.push([label, process, '**process total without background compile**', num(cell(runs, process, 'steady')), '']);
     }
     const base = BASELINE[key];
     const baseRuns = base === undefined ? undefined : byKey.get(base);
-    const total = cell(runs, '*', 'total');
-    const ratio = baseRuns === undefined ? (base === undefined ? 'baseline' : '') : `${(total / cell(baseRuns, '*', 'total')).toFixed(2)}× ${baseRuns[0]!.label}`;
-    rows.push([label, '**all processes**', '', `**${num(total)}**`, ratio]);
+    const total = cell(runs, '*', 'steady');
+    const ratio = baseRuns === undefined ? (base === undefined ? 'baseline' : '') : `${(total / cell(baseRuns, '*', 'steady')).toFixed(2)}× ${baseRuns[0]!.label}`;
+    rows.push([label, '**all processes**', 'without background compile', `**${num(total)}**`, ratio]);
   }
   return table(['variant', 'process', 'thread', 'instructions / request', 'ratio of totals'], rows);
 }
 
-/** Each repeated variant's per-run totals and their spread, (max − min) / median. */
+/** Each repeated variant's per-run totals and their spread, (max − min) / median, without and with V8's background compiling. */
 export function repeatTable(byKey: Map<string, InstrRun[]>): string | undefined {
   const rows: string[][] = [];
+  const spreadPct = (xs: number[]): string => {
+    const s = spread(xs);
+    return `${(((s.max - s.min) / s.median) * 100).toFixed(2)} %`;
+  };
   for (const runs of byKey.values()) {
     if (runs.length < 2) continue;
     for (const process of [...processesOf(runs), '*']) {
-      const xs = process === '*' ? runs.map(runTotal) : runs.map((r) => perRequest(r).get(process)?.get('total') ?? Number.NaN);
-      const s = spread(xs);
-      rows.push([runs[0]!.label, process === '*' ? 'all processes' : process, xs.map((x) => num(x)).join(', '), `${(((s.max - s.min) / s.median) * 100).toFixed(2)} %`]);
+      const of = (part: Part): number[] =>
+        runs.map((r) => {
+          const m = perRequest(r);
+          const procs = process === '*' ? [...m.values()] : [m.get(process)].filter((x) => x !== undefined);
+          return procs.reduce((s, p) => s + (p.get(part) ?? 0), 0);
+        });
+      const steady = of('steady');
+      const total = of('total');
+      rows.push([runs[0]!.label, process === '*' ? 'all processes' : process, steady.map((x) => num(x)).join(', '), spreadPct(steady), total.map((x) => num(x)).join(', '), spreadPct(total)]);
     }
   }
-  return rows.length === 0 ? undefined : table(['variant', 'process', 'instructions / request, each run', 'spread (max − min) / median'], rows);
+  return rows.length === 0
+    ? undefined
+    : table(['variant', 'process', 'without background compile, each run', 'spread (max − min) / median', 'with it, each run', 'spread'], rows);
 }
