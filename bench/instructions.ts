@@ -18,11 +18,11 @@ import { BENCH_DIR, ROOT, type BenchConfig } from './lib/config.js';
 import { environment } from './lib/env.js';
 import { callgrindMissing, valgrindVersion } from './lib/callgrind.js';
 import { INSTR_VARIANTS, runInstrVariant, type InstrRun } from './lib/instr-variants.js';
-import { instrTable, ratios, repeatTable } from './lib/instr-table.js';
+import { idleTable, instrTable, ratios, repeatTable } from './lib/instr-table.js';
 import { linkMissing } from './lib/link.js';
 import { missing } from './lib/variant.js';
 
-const DEFAULTS = { requests: 5000, warmup: 2000, concurrency: 4, repeat: 1 };
+const DEFAULTS = { requests: 2000, warmup: 4000, concurrency: 4, repeat: 1, idle: 5 };
 
 const HELP = `Usage: npm run bench:instructions -- [options]
 
@@ -30,6 +30,7 @@ const HELP = `Usage: npm run bench:instructions -- [options]
   --warmup N       requests before the counters are zeroed (default ${DEFAULTS.warmup})
   --concurrency N  keep-alive connections of the load generator (default ${DEFAULTS.concurrency})
   --variant KEY    run only these (repeatable or comma-separated): ${INSTR_VARIANTS.map((v) => v.key).join(', ')}
+  --idle S         seconds without load after the window, counted apart: what timers add (default ${DEFAULTS.idle}; 0: none)
   --repeat N       run each variant N times (alternating) and show how far the runs lie apart (default 1)
   --dist DIR       the built m2gate tree to drive (default: dist)
   --json FILE      where the JSON goes (default bench/results/instructions.json)
@@ -52,6 +53,7 @@ async function main(): Promise<number> {
       concurrency: { type: 'string' },
       variant: { type: 'string', multiple: true },
       repeat: { type: 'string' },
+      idle: { type: 'string' },
       dist: { type: 'string' },
       json: { type: 'string' },
       'keep-logs': { type: 'boolean', default: false },
@@ -66,6 +68,7 @@ async function main(): Promise<number> {
     requests: intOption(values.requests, 'requests', DEFAULTS.requests, 1),
     warmup: intOption(values.warmup, 'warmup', DEFAULTS.warmup, 0),
     concurrency: intOption(values.concurrency, 'concurrency', DEFAULTS.concurrency, 1),
+    idleS: intOption(values.idle, 'idle', DEFAULTS.idle, 0),
   };
   const repeat = intOption(values.repeat, 'repeat', DEFAULTS.repeat, 1);
   const keys = (values.variant ?? INSTR_VARIANTS.map((v) => v.key)).flatMap((s) => s.split(',')).map((s) => s.trim());
@@ -111,7 +114,7 @@ async function main(): Promise<number> {
     `node      ${env.node}; ${cpus()[0]?.model ?? 'cpu unknown'}, ${env.cores} cores, Linux ${env.kernel}`,
     `m2gate    ${env.m2gate}; driving ${cfg.m2gateBin}`,
     `others    ${env.mongrel2}; ${env.zeromq}; piscina ${env.piscina}; ${valgrindVersion()}`,
-    `method    per run: fresh processes under callgrind, ${options.warmup} warm-up requests, dump, ${options.requests} requests, dump;`,
+    `method    per run: fresh processes under callgrind, ${options.warmup} warm-up requests, dump, ${options.requests} requests, dump, ${options.idleS} s idle, dump;`,
     `          ${options.concurrency} keep-alive connections (Node client, not under valgrind); ${repeat} run(s) per variant, medians`,
   ];
   for (const line of header) process.stdout.write(`${line}\n`);
@@ -145,6 +148,7 @@ async function main(): Promise<number> {
     if (these.length > 0) byKey.set(v.key, these);
   }
   const repeats = repeatTable(byKey);
+  const idle = idleTable(byKey);
   const ratioRows = ratios(byKey).map((r) => `- ${r.label}: ${r.value.toFixed(2)}`);
   const text = [
     '',
@@ -154,6 +158,7 @@ async function main(): Promise<number> {
     '',
     ...(ratioRows.length > 0 ? ['Ratios of instructions per request:', '', ...ratioRows, ''] : []),
     ...(repeats === undefined ? [] : ['Repeatability:', '', repeats, '']),
+    ...(idle === undefined ? [] : [`Without load (${options.idleS} s after the window, background compile left out):`, '', idle, '']),
     ...(failures.length > 0 ? [`FAILED runs: ${failures.join('; ')}`, ''] : []),
   ].join('\n');
   process.stdout.write(`${text}\n`);

@@ -128,3 +128,26 @@ export function repeatTable(byKey: Map<string, InstrRun[]>): string | undefined 
     ? undefined
     : table(['variant', 'process', 'without background compile, each run', 'spread (max − min) / median', 'with it, each run', 'spread'], rows);
 }
+
+/**
+ * What the processes execute per second with no load, and what that rate
+ * over the measured window's length comes to per request: the share of the
+ * figure that is timers (heartbeats, metrics, keep-alive checks) rather than
+ * requests. Under callgrind the window is tens of times longer than it would
+ * be natively, so this share is too.
+ */
+export function idleTable(byKey: Map<string, InstrRun[]>): string | undefined {
+  const rows: string[][] = [];
+  for (const runs of byKey.values()) {
+    for (const process of processesOf(runs)) {
+      const idle = median(runs.map((r) => r.processes.find((p) => p.label === process)?.idlePerSecond ?? Number.NaN).filter(Number.isFinite));
+      if (!Number.isFinite(idle)) continue;
+      const seconds = median(runs.map((r) => r.seconds));
+      const share = (idle * seconds) / runs[0]!.requests;
+      rows.push([runs[0]!.label, process, num(idle), seconds.toFixed(1), num(share), `${((share / cell(runs, process, 'steady')) * 100).toFixed(2)} %`]);
+    }
+  }
+  return rows.length === 0
+    ? undefined
+    : table(['variant', 'process', 'idle instructions / s', 'measured window s', 'idle rate × window / request', 'of the figure'], rows);
+}

@@ -2,10 +2,13 @@
  * The variants of bench:instructions and the life of one run: every server
  * process under callgrind, a warm-up, a dump (which zeroes the counters),
  * exactly N requests, a second dump, and the per-thread counts of that second
- * dump divided by N. Start-up and warm-up are in the first dump only.
+ * dump divided by N. Start-up and warm-up are in the first dump only; an
+ * optional idle period with its own dump measures what the processes do
+ * without load (timers), to say how much of the figure that is.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { BenchConfig } from './config.js';
 import { startMongrel2, writeBenchConf, type BenchConf, type BenchConfOptions } from './front.js';
 import { demoApp, startGateway, startHelloServer, startMinimalHandler, startService } from './launch.js';
@@ -105,6 +108,8 @@ export const INSTR_VARIANTS: InstrVariant[] = [
 export interface ProcessCount {
   label: string;
   threads: ThreadCount[];
+  /** Instructions per second with no load after the measured window (timers, heartbeats, metrics): NaN when not measured. */
+  idlePerSecond: number;
 }
 
 export interface InstrRun {
@@ -123,6 +128,8 @@ export interface InstrOptions {
   requests: number;
   warmup: number;
   concurrency: number;
+  /** Seconds without load after the measured window, counted apart (0: not measured). */
+  idleS: number;
 }
 
 /**
@@ -154,7 +161,19 @@ export async function runInstrVariant(cfg: BenchConfig, v: InstrVariant, run: nu
     const load = await fixedLoad(agent, url, o.requests, o.concurrency);
     await dumpAll();
     const processes: ProcessCount[] = [];
-    for (const s of started) processes.push({ label: s.label, threads: await readDump(outDir, s.proc.pid, 2) });
+    for (const s of started) processes.push({ label: s.label, threads: await readDump(outDir, s.proc.pid, 2), idlePerSecond: Number.NaN });
+    if (o.idleS > 0) {
+      // What the processes execute with no request at all, per second: the
+      // part of the measured figure that grows with the window's length.
+      const t0 = process.hrtime.bigint();
+      await delay(o.idleS * 1000);
+      await dumpAll();
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      for (const [i, s] of started.entries()) {
+        const idle = await readDump(outDir, s.proc.pid, 3);
+        processes[i]!.idlePerSecond = idle.reduce((sum, t) => sum + t.instructions - t.compile, 0) / seconds;
+      }
+    }
     ok = true;
     return { key: v.key, label: v.label, run, requests: o.requests, warmup: o.warmup, concurrency: o.concurrency, seconds: load.seconds, processes };
   } finally {
