@@ -34,4 +34,6 @@ export interface BenchConfig {
   /** Requests sent through the gateway before the memory scenario's last reading. */
   memoryRequests: number;
   log: (line: string) => void;
+  /** Server processes run under this command line (bench:instructions: valgrind --tool=callgrind …); default none. */
+  wrap?: string[];
 }

@@ -73,7 +73,7 @@ servers = [main]
  *
  * @throws Error when m2sh reports an error or Mongrel2 exits or writes no pid file in time.
  */
-export async function startMongrel2(conf: BenchConf, cpus: string | undefined): Promise<Spawned> {
+export async function startMongrel2(conf: BenchConf, cpus: string | undefined, options: { wrap?: string[]; deadlineMs?: number } = {}): Promise<Spawned> {
   const load = spawnSync('m2sh', ['load', '-config', 'mongrel2.conf', '-db', 'config.sqlite'], {
     cwd: conf.dir,
     encoding: 'utf8',
@@ -83,7 +83,7 @@ export async function startMongrel2(conf: BenchConf, cpus: string | undefined): 
   if (load.status !== 0 || /error|syntax/i.test((load.stdout + load.stderr).replace(/getlogin failed[^\n]*/g, ''))) {
     throw new Error(`m2sh load failed:\n${load.stdout}${load.stderr}`);
   }
-  const proc = spawnPinned('mongrel2', 'mongrel2', ['config.sqlite', SERVER_UUID], { cpus, cwd: conf.dir, logFile: join(conf.dir, 'logs', 'stdout.log') });
-  await waitFile(join(conf.dir, 'run', 'mongrel2.pid'), proc);
+  const proc = spawnPinned('mongrel2', 'mongrel2', ['config.sqlite', SERVER_UUID], { cpus, cwd: conf.dir, logFile: join(conf.dir, 'logs', 'stdout.log'), wrap: options.wrap });
+  await waitFile(join(conf.dir, 'run', 'mongrel2.pid'), proc, options.deadlineMs);
   return proc;
 }

@@ -45,6 +45,7 @@ export function startService(cfg: BenchConfig, conf: BenchConf, workers: number,
   return spawnPinned(`m2gate service --workers ${workers}${options.link === true ? ' (link)' : ''}`, process.execPath, args, {
     cpus: placeCpus(cfg, options),
     cwd: ROOT,
+    wrap: cfg.wrap,
     logFile: join(conf.dir, 'logs', options.logName ?? 'service.log'),
   });
 }
@@ -55,7 +56,7 @@ export const demoApp = (cfg: BenchConfig): string => join(dirname(dirname(cfg.m2
 /** bench/minimal-handler.ts attached to the conf's Handler. */
 export function startMinimalHandler(cfg: BenchConfig, conf: BenchConf): Spawned {
   const args = [...TSX, join(BENCH_DIR, 'minimal-handler.ts'), '--send', conf.sendSpec, '--recv', conf.recvSpec];
-  return spawnPinned('minimal handler', process.execPath, args, { cpus: cfg.serverCpus, cwd: ROOT, logFile: join(conf.dir, 'logs', 'minimal.log') });
+  return spawnPinned('minimal handler', process.execPath, args, { cpus: cfg.serverCpus, cwd: ROOT, wrap: cfg.wrap, logFile: join(conf.dir, 'logs', 'minimal.log') });
 }
 
 /**
@@ -75,19 +76,19 @@ export function startGateway(cfg: BenchConfig, conf: BenchConf, profileTag: stri
     String(conf.httpPort),
     ...(app === undefined ? [] : ['--app', app]),
   ];
-  return spawnPinned('m2gate gateway', process.execPath, args, { cpus: placeCpus(cfg, place), cwd: ROOT, logFile: join(conf.dir, 'logs', place.logName ?? 'gateway.log') });
+  return spawnPinned('m2gate gateway', process.execPath, args, { cpus: placeCpus(cfg, place), cwd: ROOT, wrap: cfg.wrap, logFile: join(conf.dir, 'logs', place.logName ?? 'gateway.log') });
 }
 
 /** bench/static-server.ts: bare node:http serving the conf's static file (`memory` or `readfile`). */
 export function startStaticServer(cfg: BenchConfig, conf: BenchConf, mode: 'memory' | 'readfile'): Spawned {
   const args = [...TSX, join(BENCH_DIR, 'static-server.ts'), '--port', String(conf.httpPort), '--file', conf.staticFile, '--mode', mode];
-  return spawnPinned(`node:http static (${mode})`, process.execPath, args, { cpus: cfg.serverCpus, cwd: ROOT, logFile: join(conf.dir, 'logs', 'static.log') });
+  return spawnPinned(`node:http static (${mode})`, process.execPath, args, { cpus: cfg.serverCpus, cwd: ROOT, wrap: cfg.wrap, logFile: join(conf.dir, 'logs', 'static.log') });
 }
 
 /** bench/hello-server.ts: bare node:http or Fastify answering GET /hello with 'hello'. */
 export function startHelloServer(cfg: BenchConfig, conf: BenchConf, kind: 'node' | 'fastify'): Spawned {
   const args = [...TSX, join(BENCH_DIR, 'hello-server.ts'), '--port', String(conf.httpPort), '--kind', kind];
-  return spawnPinned(`${kind} hello server`, process.execPath, args, { cpus: cfg.serverCpus, cwd: ROOT, logFile: join(conf.dir, 'logs', `hello-${kind}.log`) });
+  return spawnPinned(`${kind} hello server`, process.execPath, args, { cpus: cfg.serverCpus, cwd: ROOT, wrap: cfg.wrap, logFile: join(conf.dir, 'logs', `hello-${kind}.log`) });
 }
 
 /**
@@ -100,6 +101,7 @@ export function startCpuServer(cfg: BenchConfig, conf: BenchConf, mode: 'piscina
   return spawnPinned(`node:http fib ${mode}${mode === 'piscina' ? ` (${threads} threads)` : ''}`, process.execPath, args, {
     cpus: placeCpus(cfg, place),
     cwd: ROOT,
+    wrap: cfg.wrap,
     logFile: join(conf.dir, 'logs', place.logName ?? `cpu-${mode}.log`),
   });
 }

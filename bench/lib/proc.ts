@@ -33,6 +33,8 @@ export interface SpawnedOptions {
   env?: NodeJS.ProcessEnv;
   /** stdout and stderr go to this file (append). Defaults to /dev/null. */
   logFile?: string;
+  /** A command line the command runs under, e.g. valgrind and its flags (after taskset, so the pid is still the command's). */
+  wrap?: string[];
 }
 
 /** A process this suite started; stop() signals its pid only. */
@@ -76,9 +78,10 @@ export function parseProcStatCpu(stat: string): number {
 
 /** Spawns `command args` (under `taskset -c cpus` when given). `name` labels it in messages. */
 export function spawnPinned(name: string, command: string, args: string[], options: SpawnedOptions = {}): Spawned {
-  const argv = options.cpus === undefined ? [command, ...args] : ['taskset', '-c', options.cpus, command, ...args];
+  const wrapped = [...(options.wrap ?? []), command, ...args];
+  const argv = options.cpus === undefined ? wrapped : ['taskset', '-c', options.cpus, ...wrapped];
   const fd = options.logFile === undefined ? 'ignore' : openSync(options.logFile, 'a');
-  // taskset execs the command, so the pid is the command's own.
+  // taskset (and valgrind) exec the command, so the pid is the command's own.
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd: options.cwd,
     env: options.env ?? process.env,
