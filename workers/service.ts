@@ -25,9 +25,9 @@ import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Front } from './front.js';
-import { LinkFront } from './link-front.js';
-import { Mongrel2Front } from './mongrel2-front.js';
-import { BrubeckFront } from './brubeck-front.js';
+import { makeFront } from './service-front.js';
+import { MultiLinkFront } from './multi-link-front.js';
+import { readGatewayList } from './gateway-list.js';
 import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
 import { InFlight } from './in-flight.js';
@@ -165,8 +165,9 @@ export class Service {
    */
   async start(): Promise<void> {
     const { workers, maxQueue } = this.#opts;
-    const { send, recv, connect } = this.#opts;
-    checkEndpoints(connect === undefined ? [...send, ...recv] : [connect]);
+    const { send, recv, link } = this.#opts;
+    const gateways = link ? readGatewayList(this.#opts.connect, this.#opts.connectFile) : [];
+    checkEndpoints([...send, ...recv]);
     // Abandoned tasks keep their slot until piscina hands them back, so there
     // are twice as many slots as live tasks can ever need.
     const slots = 2 * (workers + maxQueue);
@@ -179,29 +180,14 @@ export class Service {
       },
     ));
 
-    this.#front =
-      this.#opts.brubeck !== undefined
-        ? new BrubeckFront(this.#opts.brubeck, this.log)
-        : connect === undefined
-        ? new Mongrel2Front(send, recv, this.log, this.#opts.curve)
-        : new LinkFront({
-            endpoint: connect,
-            credit: this.#opts.credit,
-            threads: workers,
-            // The gateway's logs and dashboard name the service by this.
-            name: this.#linkName,
-            heartbeatMs: this.#opts.heartbeatMs,
-            liveness: this.#opts.liveness,
-            curve: this.#opts.curve,
-            log: this.log,
-            report: this.#metrics && (async () => Buffer.from(JSON.stringify(await this.#metrics!.registry.getMetricsAsJSON()))),
-          });
+    this.#front = makeFront(this.#opts, gateways, this.#linkName, this.log, this.#metrics);
     this.#credit = new CreditLedger(this.#front);
     this.#front.connect({
-      onMessage: (frame, charged) => this.#onMessage(frame, charged),
-      onLost: () => {
-        const held = this.#inFlight.size;
-        for (const key of this.#order.keys()) this.#abandon(key);
+      onMessage: (frame, charged, origin = 0) => this.#onMessage(frame, charged, origin),
+      onLost: (origin) => {
+        const before = this.#inFlight.size;
+        for (const key of this.#order.keys()) if (origin === undefined || key.startsWith(`${origin}\0`)) this.#abandon(key);
+        const held = before - this.#inFlight.size;
         // Their replies could reach nobody, or a client of a new front that reuses the ids.
         if (held > 0) this.log.warn({ abandoned: held }, 'the front went away: the requests it sent are forgotten');
       },
@@ -210,12 +196,24 @@ export class Service {
     this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, senderId: this.#opts.senderId }, 'service started');
   }
 
-  #onMessage(frame: Buffer, charged: boolean): void {
-    if (!this.#accept(frame, charged)) this.#credit.refundMessage(charged);
+  /**
+   * Over several gateways (multi-link-front.ts): re-reads --connect-file and joins or leaves
+   * gateways accordingly. Returns the new list; undefined when the front is not such a one.
+   *
+   * @throws M2gateError when the file cannot be read or names a bad endpoint (nothing changes).
+   */
+  reloadGateways(): string[] | undefined {
+    if (!(this.#front instanceof MultiLinkFront) || this.#closing) return undefined;
+    this.#front.reload(readGatewayList(this.#opts.connect, this.#opts.connectFile));
+    return this.#front.endpoints;
+  }
+
+  #onMessage(frame: Buffer, charged: boolean, origin: number): void {
+    if (!this.#accept(frame, charged, origin)) this.#credit.refundMessage(charged, origin);
   }
 
   /** Returns true when the message became a request that will be answered (and return its credit). */
-  #accept(frame: Buffer, charged: boolean): boolean {
+  #accept(frame: Buffer, charged: boolean, origin: number): boolean {
     let req: M2Request;
     try {
       req = parseRequest(frame);
@@ -231,7 +229,7 @@ export class Service {
     }
     switch (req.kind) {
       case 'disconnect':
-        this.#abandon(`${req.sender}\0${req.connId}`);
+        this.#abandon(`${origin}\0${req.sender}\0${req.connId}`);
         return false;
       case 'http':
       case 'upload-done':
@@ -245,7 +243,8 @@ export class Service {
         return false;
     }
     this.stats.received++;
-    const key = `${req.sender}\0${req.connId}`;
+    // Per gateway: connection ids are only unique within one (multi-link-front.ts).
+    const key = `${origin}\0${req.sender}\0${req.connId}`;
     const method = typeof req.headers.METHOD === 'string' ? req.headers.METHOD : 'GET';
     const p: Pending = {
       id: this.#nextId++,
@@ -258,6 +257,7 @@ export class Service {
       enqueuedAt: now(),
       abandoned: false,
       charged: false,
+      origin,
     };
     this.#credit.hold(p, charged);
     this.#inFlight.add(p);
@@ -386,7 +386,7 @@ export class Service {
     this.#inFlight.settle(p);
     this.#credit.reply(p, p.reply!);
     this.stats.replied++;
-    if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
+    if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0, p.origin);
   }
 
   #drop(p: Pending): void {
