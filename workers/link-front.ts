@@ -290,7 +290,7 @@ export class LinkFront implements Front {
     this.#losses++;
     if (why === 'the gateway said BYE') {
       // A gateway that stops (or restarts) says BYE on purpose: expected, not a fault.
-      this.#log.info({ why, reconnectInMs: delay }, 'lost the gateway');
+      this.#log.info({ why, reconnectInMs: delay, connect: this.#opts.endpoint }, 'lost the gateway');
     } else if (!wasRegistered) {
       // Never registered: the usual cause is a CURVE mismatch, which libzmq reports only as a closed connection.
       const hint =
@@ -298,7 +298,7 @@ export class LinkFront implements Front {
           ? 'the gateway closed the connection before this service registered: if it uses CURVE, give this service --curve-secret and --curve-server-key'
           : "the gateway closed the connection before this service registered: check that --curve-server-key is the gateway's public key and that this service's public key is on its --curve-allow list";
       this.#log.warn({ why, reconnectInMs: delay, connect: this.#opts.endpoint, hint }, 'lost the gateway');
-    } else this.#log.warn({ why, reconnectInMs: delay }, 'lost the gateway');
+    } else this.#log.warn({ why, reconnectInMs: delay, connect: this.#opts.endpoint }, 'lost the gateway');
     this.#reconnect = setTimeout(() => this.#open(), delay);
   }
 
