@@ -27,6 +27,7 @@ const SEND_IDENT = '4d2f0b7c-0000-4000-8000-000000multi';
 const HTTP_PORT = 8080;
 const ADMIN_PORT = 6768;
 const LINK_PORT = 9997;
+const STATS_PORT = 8404;
 const HEARTBEAT = ['--heartbeat-ms', '200', '--liveness', '3'];
 /** Each load phase: bounded in time and in count. */
 const PHASE_MS = 3000;
@@ -108,6 +109,22 @@ async function load(tag: string, options: { ms?: number; postEvery?: number; con
   return line as unknown as Summary;
 }
 
+/** HAProxy's counters for the gateways' backend (its CSV stats page, read from the client host). */
+function balancerStats(): Record<string, number> {
+  const script = `fetch('http://${hosts.lb!.ip}:${STATS_PORT}/stats;csv').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+  const [header, ...rows] = lab.exec(hosts.client!, process.execPath, ['-e', script]).trim().split('\n');
+  const names = header!.replace(/^# /, '').split(',');
+  const row = rows.map((r) => r.split(',')).find((r) => r[0] === 'gateways' && r[1] === 'BACKEND')!;
+  return Object.fromEntries(names.map((n, i) => [n, Number(row[i])]));
+}
+
+/** Requests the gateways sent to another service after theirs was lost (their 'handler lost' lines since `from`). */
+function retriedSince(from: Record<'gw1' | 'gw2', number>, service: string): number {
+  let n = 0;
+  for (const g of ['gw1', 'gw2'] as const) for (const l of gw[g].log.items.slice(from[g])) if (is('handler lost', { service })(l)) n += Number(l.retried ?? 0);
+  return n;
+}
+
 /** Every request got exactly one definite answer within its deadline, none meant for another client. */
 function assertAnswered(tag: string, s: Summary): void {
   const answered = Object.values(s.statuses).reduce((a, b) => a + b, 0);
@@ -173,6 +190,10 @@ defaults
 frontend web
   bind ${hosts.lb!.ip}:${HTTP_PORT}
   default_backend gateways
+frontend stats
+  bind ${hosts.lb!.ip}:${STATS_PORT}
+  stats enable
+  stats uri /stats
 backend gateways
   balance roundrobin
   http-request disable-l7-retry if !METH_GET !METH_HEAD
@@ -235,6 +256,7 @@ test("a service host's link cut under load, then restored: it is dropped, its re
   });
   assertAnswered('link-cut', s);
   figures(t, 'link-cut', s);
+  t.diagnostic(`link-cut: ${retriedSince(from, 'svc1')} requests held by svc1 sent again to another service`);
 });
 
 test('50 ms latency and 1 % loss on one service host under load: every request answered', async (t) => {
@@ -260,6 +282,7 @@ test('50 ms latency and 1 % loss on one service host under load: every request a
 test('a gateway host killed under load: the other serves every request, the services stay connected to it', async (t) => {
   const svcFrom = Object.fromEntries(Object.entries(svc).map(([k, p]) => [k, p.log.items.length]));
   const from = mark();
+  const lbBefore = balancerStats();
   const s = await load('gateway-kill', { ms: 4000 }, async () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await gw.gw1.stop('SIGKILL');
@@ -273,6 +296,10 @@ test('a gateway host killed under load: the other serves every request, the serv
   }
   assert.equal(gw.gw2.log.items.slice(from.gw2).filter(is('handler lost')).length, 0, 'gw2 lost no service');
   figures(t, 'gateway-kill', s);
+  const lbAfter = balancerStats();
+  const retried = lbAfter.wretr! - lbBefore.wretr! + (lbAfter.wredis! - lbBefore.wredis!);
+  t.diagnostic(`gateway-kill: HAProxy retries ${lbAfter.wretr! - lbBefore.wretr!}, redispatches ${lbAfter.wredis! - lbBefore.wredis!}`);
+  assert.ok(retried > 0, 'the kill hit requests in flight (HAProxy had to send some again)');
   // gw1 comes back; its services join it again without a restart.
   gw.gw1 = startGateway('gw1');
   await Promise.all(['svc1', 'svc2', 'svc3'].map((n) => gw.gw1.waitFor(is('handler connected', { service: n }), `${n} back on gw1`, 0, WAIT_MS)));
@@ -290,6 +317,7 @@ test('a partition between a service host and a gateway heals: the service regist
     await gw.gw1.waitFor(is('handler connected', { service: 'svc3' }), 'svc3 registers with gw1 again', healed.gw1, WAIT_MS);
   });
   assertAnswered('partition', s);
+  t.diagnostic(`partition: ${retriedSince(from, 'svc3')} requests held by svc3 sent again to another service`);
   assert.equal(gw.gw2.log.items.slice(from.gw2).filter(is('handler lost', { service: 'svc3' })).length, 0, 'gw2 kept svc3');
   const runs = new Map<string, number>();
   for (const [name, p] of Object.entries(svc)) {
