@@ -41,6 +41,9 @@ interface Summary {
   sent: number;
   statuses: Record<string, number>;
   byHost: Record<string, number>;
+  byVersion: Record<string, number>;
+  /** When the test saw the summary (Date.now()). */
+  seenAt: number;
   wrong: number;
   late: number;
   errors: string[];
@@ -78,9 +81,9 @@ function startGateway(name: 'gw1' | 'gw2'): Cli {
   return run(hosts[name]!, ['gateway', '--config', conf, '--admin', `0.0.0.0:${ADMIN_PORT}`, '--handler-timeout', '5000', ...HEARTBEAT, '--curve-secret', gwKey.secretFile, '--curve-allow', join(dir, 'allow.txt')]);
 }
 
-function startService(name: string): Cli {
+function startService(name: string, version = 'v1'): Cli {
   return run(hosts[name]!, ['service', join(FIXTURES, 'routes.mjs'), '--connect-file', join(dir, `${name}.gateways`), '--workers', '2', '--sender-id', name, ...HEARTBEAT, '--curve-secret', svcKeys[name]!.secretFile, '--curve-server-key', gwKey.publicFile], {
-    env: { MH_HOST: name },
+    env: { MH_HOST: name, MH_VERSION: version },
   });
 }
 
@@ -331,6 +334,27 @@ test('a partition between a service host and a gateway heals: the service regist
   }
   t.diagnostic(`partition: ${s.posts.length} POSTs, statuses ${JSON.stringify(s.posts.reduce<Record<number, number>>((a, p) => ((a[p.status] = (a[p.status] ?? 0) + 1), a), {}))}, each run at most once`);
   figures(t, 'partition', s);
+});
+
+test('a rolling update of the routes module under load, one service host at a time: no request dropped', async (t) => {
+  let rolledAt = 0;
+  const s = await load('rolling', { ms: 6000 }, async () => {
+    for (const name of ['svc1', 'svc2', 'svc3']) {
+      const from = mark();
+      // SIGTERM: BYE to every gateway, the requests it holds finished, then exit 0.
+      const exit = await svc[name]!.stop('SIGTERM');
+      assert.equal(exit.code, 0, `${name} drained in time`);
+      svc[name] = startService(name, 'v2');
+      await registeredWithBoth(name, from);
+    }
+    rolledAt = Date.now();
+  });
+  assert.ok(rolledAt > 0 && rolledAt < s.seenAt, 'the load lasted the whole roll');
+  assertAnswered('rolling', s);
+  assert.deepEqual(Object.keys(s.statuses), ['200'], `only 200 during the roll: ${JSON.stringify(s.statuses)}`);
+  assert.ok((s.byVersion.v1 ?? 0) > 0 && (s.byVersion.v2 ?? 0) > 0, `both versions served: ${JSON.stringify(s.byVersion)}`);
+  figures(t, 'rolling', s);
+  t.diagnostic(`rolling: by version ${JSON.stringify(s.byVersion)}`);
 });
 
 test('an intruder with a valid but unlisted CURVE key can neither register nor inject replies', async (t) => {

@@ -25,8 +25,11 @@ export interface Front {
   send(message: Buffer, credit: number, origin?: number): void;
   /** Returns credits of requests (from `origin`) that ended without a reply. */
   giveBack(credit: number, origin?: number): void;
-  /** Stops taking new requests (the drain of a graceful stop); replies still go out. */
-  stopTaking(): void;
+  /**
+   * Stops taking new requests (the drain of a graceful stop); replies still go out. A promise
+   * resolves once no request sent before the peer learnt of it can still be on its way.
+   */
+  stopTaking(): void | Promise<void>;
   /** Flushes what is queued (bounded) and closes. */
   close(): Promise<void>;
   /** For the service's log lines. */

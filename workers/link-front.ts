@@ -40,6 +40,11 @@ const REPORT_EVERY_MS = 5000;
 const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
 const BYE = encodeLink({ command: 'BYE' });
 const FIRST_BACKOFF_MS = 100;
+/**
+ * After BYE, REQUESTs the gateway sent before it read the BYE may still be on their way (one
+ * network round trip); they are served, so the drain waits this long before it may end.
+ */
+const LEAVE_GRACE_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
 export class LinkFront implements Front {
@@ -302,9 +307,11 @@ export class LinkFront implements Front {
     this.#reconnect = setTimeout(() => this.#open(), delay);
   }
 
-  stopTaking(): void {
+  stopTaking(): Promise<void> {
     this.#leaving = true;
-    if (this.#registered) this.#write(BYE);
+    if (!this.#registered) return Promise.resolve();
+    this.#write(BYE);
+    return new Promise((resolve) => setTimeout(resolve, LEAVE_GRACE_MS));
   }
 
   async close(): Promise<void> {

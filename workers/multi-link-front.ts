@@ -91,13 +91,14 @@ export class MultiLinkFront implements Front {
   #remove(endpoint: string): void {
     const front = this.#current.get(endpoint)!;
     this.#current.delete(endpoint);
-    front.stopTaking();
-    void front.whenIdle(this.#opts.drainTimeoutMs).then(async (idle) => {
+    void (async () => {
+      await front.stopTaking();
+      const idle = await front.whenIdle(this.#opts.drainTimeoutMs);
       if (!idle) this.#log.warn({ connect: endpoint, held: front.held }, 'a removed gateway still had requests when the drain timeout ended: closing its link anyway');
       await front.close();
       for (const [origin, f] of this.#byOrigin) if (f === front) this.#byOrigin.delete(origin);
       this.#log.info({ connect: endpoint }, 'left the gateway');
-    });
+    })();
   }
 
   send(message: Buffer, credit: number, origin?: number): void {
@@ -109,9 +110,9 @@ export class MultiLinkFront implements Front {
     this.#byOrigin.get(origin ?? 0)?.giveBack(credit);
   }
 
-  stopTaking(): void {
+  async stopTaking(): Promise<void> {
     this.#leaving = true;
-    for (const front of this.#byOrigin.values()) front.stopTaking();
+    await Promise.all([...this.#byOrigin.values()].map((f) => f.stopTaking()));
   }
 
   async close(): Promise<void> {

@@ -106,6 +106,8 @@ export class Service {
   readonly #order = new ConnectionOrder<Pending>({ deliver: (p) => this.#deliver(p), discard: (p) => this.#drop(p) });
   readonly #inFlight = new InFlight<Pending>();
   #closing = false;
+  /** The drain has ended: whatever arrives now gets 503. */
+  #drained = false;
   readonly #metrics: ServiceMetrics | undefined;
   readonly #linkName: string;
   readonly #logRequests: boolean;
@@ -268,7 +270,8 @@ export class Service {
   }
 
   #route(p: Pending, method: string): void {
-    if (this.#closing) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
+    // A link REQUEST that arrives while draining was sent before the gateway saw BYE: serve it, the drain waits for it.
+    if (this.#drained || (this.#closing && !p.charged)) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
     if (p.req.kind === 'upload-done') return this.#answer(p, 413, 'Request Entity Too Large\n');
     const found = matchMethodRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
@@ -415,8 +418,9 @@ export class Service {
   async close(): Promise<boolean> {
     if (this.#closing) return true;
     this.#closing = true;
-    this.#front.stopTaking();
+    await this.#front.stopTaking();
     const drained = await this.#inFlight.waitIdle(this.#opts.drainTimeoutMs);
+    this.#drained = true;
     for (const p of this.#inFlight.snapshot()) {
       this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
       this.#aborts.abort(p);
