@@ -34,7 +34,7 @@ Options (each also read from the environment variable shown):
   --recv SPEC           the front's recv_spec, e.g. tcp://127.0.0.1:9996 (repeatable)   M2GATE_RECV
   --connect SPEC        the gateway's link endpoint (a link Handler's send_spec)        M2GATE_CONNECT
                         (repeatable; the variable takes a comma-separated list)
-  --connect-file F      more gateway endpoints, one per line (# comments), re-read   M2GATE_CONNECT_FILE
+  --connect-file F      more gateway endpoints, one per line (# comments), re-read      M2GATE_CONNECT_FILE
                         on SIGHUP
   --credit N            link: requests held at once, up to 999999 (default 32 per       M2GATE_CREDIT
                         worker thread); with N gateways each gets credit/N, at least

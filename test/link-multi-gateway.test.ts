@@ -210,3 +210,13 @@ test('CLI: --connect with --connect-file serves both gateways; SIGHUP joins a th
   for (const r of rigs) assert.equal((await get(r.port, '/svc/hello')).status, 200);
   assert.equal((await svc.stop()).code, 0);
 });
+
+test('CLI: M2GATE_CONNECT with a comma-separated list joins every gateway on it', async (t) => {
+  const rigs = [await startLinkGateway(), await startLinkGateway()];
+  t.after(() => Promise.all(rigs.map((r) => r.close())));
+  const svc = spawnCli(['service', '--workers', '1'], { M2GATE_CONNECT: rigs.map((r) => r.spec).join(',') });
+  t.after(() => svc.stop());
+  await Promise.all(rigs.map((r) => r.pool.whenPeer()));
+  for (const r of rigs) assert.equal((await get(r.port, '/svc/hello')).status, 200);
+  assert.equal((await svc.stop()).code, 0);
+});

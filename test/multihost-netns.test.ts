@@ -14,7 +14,7 @@
 // diagnostics (docs/reliability.md quotes them).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair, writeKeyPair, type CurveKeyPair } from '../zmq/curve-keys.js';
 import { canMakeNamespaces, hasNetem, NetLab, type LabHost } from './helpers/netns.js';
@@ -154,14 +154,10 @@ before(async () => {
   gatewayPair = generateKeyPair();
   gwKey = writeKeyPair(join(dir, 'gateway'), gatewayPair);
   svcKeys = {};
-  const allowed: string[] = [];
-  for (const name of ['svc1', 'svc2', 'svc3']) {
-    const pair = generateKeyPair();
-    svcKeys[name] = writeKeyPair(join(dir, name), pair);
-    allowed.push(pair.publicKey);
-  }
+  for (const name of ['svc1', 'svc2', 'svc3']) svcKeys[name] = writeKeyPair(join(dir, name), generateKeyPair());
   intruderPair = generateKeyPair();
-  writeFileSync(join(dir, 'allow.txt'), `${allowed.join('\n')}\n`);
+  // The services' .pub files concatenated, as the README's guide builds it.
+  writeFileSync(join(dir, 'allow.txt'), ['svc1', 'svc2', 'svc3'].map((n) => readFileSync(svcKeys[n]!.publicFile, 'utf8')).join(''));
   writeFileSync(
     join(dir, 'mongrel2.conf'),
     `svc = Handler(send_spec='tcp://0.0.0.0:${LINK_PORT}', send_ident='${SEND_IDENT}', recv_spec='tcp://127.0.0.1:1', recv_ident='', protocol='json', transport='link')
@@ -243,8 +239,8 @@ test('scale-out: throughput with 1, 2 and 3 service hosts, each joined to both g
   const [r1, r2, r3] = [results.hosts1.rps, results.hosts2.rps, results.hosts3.rps];
   t.diagnostic(`scale-out: ${r1} → ${r2} → ${r3} ok/s (${(r2 / r1).toFixed(2)}x, ${(r3 / r1).toFixed(2)}x)`);
   // Loose on purpose (shared CI cores): each host must add a clear share, not an exact one.
-  assert.ok(r2 > r1 * 1.4, `2 hosts (${r2}/s) clearly above 1 (${r1}/s)`);
-  assert.ok(r3 > r2 * 1.2, `3 hosts (${r3}/s) clearly above 2 (${r2}/s)`);
+  assert.ok(r2 > r1 * 1.3, `2 hosts (${r2}/s) clearly above 1 (${r1}/s)`);
+  assert.ok(r3 > r2 * 1.15, `3 hosts (${r3}/s) clearly above 2 (${r2}/s)`);
   assert.equal(Object.keys(results.hosts3.byHost).length, 3, 'all three hosts served');
 });
 
@@ -263,7 +259,7 @@ test("a service host's link cut under load, then restored: it is dropped, its re
 });
 
 test('50 ms latency and 1 % loss on one service host under load: every request answered', async (t) => {
-  t.diagnostic(netem ? 'fault by tc netem on svc2 eth0' : 'this kernel has no netem: fault by the relay on svc2 (50 ms per chunk, 1 % of chunks one 200 ms retransmission timeout more)');
+  t.diagnostic(netem ? 'fault by tc netem on svc2 eth0' : 'this kernel has no netem: fault by the relay on svc2 (50 ms per chunk, 1 % of chunks a 100 ms retransmission more)');
   const relay = procs.find((p) => p.log.items.some((l) => l.relay === 'listening'));
   const from = mark();
   const s = await load('netem', {}, async () => {
