@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Service } from '../workers/service.js';
 import { COMMON_OPTIONS, intFlag, listFlag, logLevelFlag, parseWithEnv, StartupError, UsageError, workersFlag } from './args.js';
-import { drainOnSignals } from './signals.js';
+import { drainOnSignals, reloadOnHangup } from './signals.js';
 import { SERVICE_CURVE_HELP, SERVICE_CURVE_OPTIONS, curveFromFlags } from './curve-flags.js';
 import { BRUBECK_SERVICE_HELP, BRUBECK_SERVICE_OPTIONS, brubeckFrontFromFlags } from './brubeck-flags.js';
 import { checkBrubeckEndpoints } from '../workers/brubeck-front.js';
@@ -14,7 +14,7 @@ import type { AdminServer } from '../admin/admin-server.js';
 import type { ServiceReport } from './supervisor.js';
 
 export const SERVICE_HELP = `Usage: m2gate service [ROUTES_MODULE] --send SPEC --recv SPEC [options]
-       m2gate service [ROUTES_MODULE] --connect SPEC [options]
+       m2gate service [ROUTES_MODULE] --connect SPEC [--connect SPEC...] [--connect-file F] [options]
        m2gate service [ROUTES_MODULE] --brubeck ADDR,RESP_ADDR --passphrase-file F [options]
 
 Runs a Mongrel2 handler whose routes run on a pool of worker threads. With
@@ -22,7 +22,10 @@ Runs a Mongrel2 handler whose routes run on a pool of worker threads. With
 recv_spec, like any Mongrel2 handler; the front is a real Mongrel2 or the
 m2gate gateway. With --connect it joins an m2gate gateway over the m2gate
 link (a Handler with transport='link'; SPEC is its send_spec): credit-based
-dispatch, heartbeats, and no request lost when a service dies.
+dispatch, heartbeats, and no request lost when a service dies. Several
+--connect (or a --connect-file) join several gateways at once, each with an
+equal share of the credit; SIGHUP re-reads the file, joining gateways added
+to it and leaving (after their requests are answered) those removed.
 Without ROUTES_MODULE it serves the built-in demo routes (/svc/hello,
 /svc/fib/:n, /svc/hash, /svc/slow, /svc/upload).
 
@@ -30,8 +33,12 @@ Options (each also read from the environment variable shown):
   --send SPEC           the front's send_spec, e.g. tcp://127.0.0.1:9997 (repeatable)   M2GATE_SEND
   --recv SPEC           the front's recv_spec, e.g. tcp://127.0.0.1:9996 (repeatable)   M2GATE_RECV
   --connect SPEC        the gateway's link endpoint (a link Handler's send_spec)        M2GATE_CONNECT
+                        (repeatable; the variable takes a comma-separated list)
+  --connect-file F      more gateway endpoints, one per line (# comments), re-read      M2GATE_CONNECT_FILE
+                        on SIGHUP
   --credit N            link: requests held at once, up to 999999 (default 32 per       M2GATE_CREDIT
-                        worker thread)
+                        worker thread); with N gateways each gets credit/N, at least
+                        one per worker thread
   --heartbeat-ms MS     link: heartbeat interval (default 1000)                         M2GATE_HEARTBEAT_MS
   --liveness N          link: silent intervals before the gateway is lost (default 3)   M2GATE_LIVENESS
   --workers N           worker threads, 1 to 1024 (default: number of cores)          M2GATE_WORKERS
@@ -73,7 +80,8 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     {
       send: { type: 'string', multiple: true },
       recv: { type: 'string', multiple: true },
-      connect: { type: 'string' },
+      connect: { type: 'string', multiple: true },
+      'connect-file': { type: 'string' },
       credit: { type: 'string' },
       'heartbeat-ms': { type: 'string' },
       liveness: { type: 'string' },
@@ -106,11 +114,13 @@ export async function serviceCommand(argv: string[]): Promise<void> {
   if (positionals.length > 1) throw new UsageError('at most one ROUTES_MODULE');
   const send = listFlag(values, 'send');
   const recv = listFlag(values, 'recv');
-  const connect = values.connect as string | undefined;
-  if (connect !== undefined && (send.length > 0 || recv.length > 0)) throw new UsageError('--connect (the m2gate link) cannot be combined with --send/--recv');
+  const connectList = listFlag(values, 'connect');
+  const connectFile = values['connect-file'] as string | undefined;
+  const link = connectList.length > 0 || connectFile !== undefined;
+  if (link && (send.length > 0 || recv.length > 0)) throw new UsageError('--connect (the m2gate link) cannot be combined with --send/--recv');
   const brubeck = brubeckFrontFromFlags(values);
-  if (brubeck !== undefined && (connect !== undefined || send.length > 0 || recv.length > 0)) throw new UsageError('--brubeck cannot be combined with --connect or --send/--recv');
-  if (brubeck === undefined && connect === undefined && (send.length === 0 || recv.length === 0)) throw new UsageError('--send and --recv are required (or --connect, for the m2gate link, or --brubeck)');
+  if (brubeck !== undefined && (link || send.length > 0 || recv.length > 0)) throw new UsageError('--brubeck cannot be combined with --connect or --send/--recv');
+  if (brubeck === undefined && !link && (send.length === 0 || recv.length === 0)) throw new UsageError('--send and --recv are required (or --connect, for the m2gate link, or --brubeck)');
   const protocol = values.protocol as string | undefined;
   if (protocol !== undefined && protocol !== 'json' && protocol !== 'tnetstring') {
     throw new UsageError(`--protocol must be json or tnetstring (got '${protocol}')`);
@@ -122,11 +132,12 @@ export async function serviceCommand(argv: string[]): Promise<void> {
   let admin: AdminServer | undefined;
   const service = new Service({
     // Over the link the gateway shows them; with --admin, this service does.
-    metrics: adminAddr !== undefined || connect !== undefined,
+    metrics: adminAddr !== undefined || link,
     routesModule: modulePath === undefined ? undefined : pathToFileURL(resolve(modulePath)).href,
     send,
     recv,
-    connect,
+    connect: connectList,
+    connectFile: connectFile === undefined ? undefined : resolve(connectFile),
     brubeck,
     credit: intFlag(values, 'credit', 1, 999_999),
     heartbeatMs: intFlag(values, 'heartbeat-ms', 10),
@@ -166,6 +177,7 @@ export async function serviceCommand(argv: string[]): Promise<void> {
     return;
   }
   await report({ m2gate: 'started' });
+  if (connectFile !== undefined) reloadOnHangup(() => service.reloadGateways(), logger);
   drainOnSignals(async () => {
     const drained = await service.close();
     await admin?.close();

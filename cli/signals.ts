@@ -47,3 +47,17 @@ export function drainOnSignals(close: () => Promise<boolean>, log: Logger): void
     process.on('SIGINT', onSignal);
   }
 }
+
+/**
+ * SIGHUP re-reads what `reload` reads (a service's --connect-file). A list that
+ * fails to load is logged and changes nothing: the service keeps its gateways.
+ */
+export function reloadOnHangup(reload: () => unknown, log: Logger): void {
+  process.on('SIGHUP', () => {
+    try {
+      reload();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'SIGHUP: the gateway list was not reloaded (the current one is kept)');
+    }
+  });
+}

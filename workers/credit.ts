@@ -13,6 +13,8 @@ import type { Front } from './front.js';
 export interface CreditHolder {
   /** Holds a credit not yet returned. */
   charged: boolean;
+  /** The gateway the credit goes back to (FrontEvents.onMessage). */
+  origin?: number | undefined;
 }
 
 export class CreditLedger {
@@ -35,8 +37,8 @@ export class CreditLedger {
   }
 
   /** A charged message that became no request (malformed, a disconnect notice, ...): its credit goes back now. */
-  refundMessage(charged: boolean): void {
-    if (charged) this.#front.giveBack(1);
+  refundMessage(charged: boolean, origin?: number): void {
+    if (charged) this.#front.giveBack(1, origin);
   }
 
   /** Sends the request's reply with the credit it holds. */
@@ -44,7 +46,7 @@ export class CreditLedger {
     const credit = item.charged ? 1 : 0;
     item.charged = false;
     this.#held -= credit;
-    this.#front.send(message, credit);
+    this.#front.send(message, credit, item.origin);
   }
 
   /** The request ends without a reply: its credit goes back. */
@@ -52,6 +54,6 @@ export class CreditLedger {
     if (!item.charged) return;
     item.charged = false;
     this.#held--;
-    this.#front.giveBack(1);
+    this.#front.giveBack(1, item.origin);
   }
 }

@@ -30,6 +30,8 @@ export interface LinkFrontOptions {
   log: Logger;
   /** The service's metrics for the gateway (METRICS, protocol/m2gate-link.md): sent on registering and every REPORT_EVERY_MS. */
   report?: (() => Promise<Buffer>) | undefined;
+  /** Passed with every event, when the service joins several gateways (multi-link-front.ts). */
+  origin?: number;
 }
 
 /** How often a service sends its METRICS report: often enough for a dashboard, rare enough to cost nothing. */
@@ -38,10 +40,28 @@ const REPORT_EVERY_MS = 5000;
 const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
 const BYE = encodeLink({ command: 'BYE' });
 const FIRST_BACKOFF_MS = 100;
+/**
+ * After BYE, REQUESTs the gateway sent before it read the BYE may still be on their way (one
+ * network round trip); they are served, so the drain waits this long before it may end.
+ */
+const LEAVE_GRACE_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
 export class LinkFront implements Front {
-  readonly #opts: Required<Omit<LinkFrontOptions, 'log' | 'curve' | 'report'>>;
+  readonly #opts: Required<Omit<LinkFrontOptions, 'log' | 'curve' | 'report' | 'origin'>>;
+  readonly #origin: number | undefined;
+  /**
+   * Credit is only ever announced in READY, and a gateway refuses credit
+   * beyond what was announced. So a share lowered later (setShare) is reached
+   * by keeping returned credits back (#withheld), and raised again, up to the
+   * announcement, by returning them.
+   */
+  #announced = 0;
+  #target: number;
+  #withheld = 0;
+  /** Requests received on this connection whose credit has not gone back: the drain of a removed gateway waits for 0. */
+  #held = 0;
+  #idleWaiters: Array<() => void> = [];
   readonly #report: (() => Promise<Buffer>) | undefined;
   #reporter: NodeJS.Timeout | undefined;
   readonly #socketOptions: CurveSocketOptions;
@@ -64,6 +84,8 @@ export class LinkFront implements Front {
   constructor(options: LinkFrontOptions) {
     const { endpoint, credit, threads, name, heartbeatMs = LIVENESS_DEFAULTS.heartbeatMs, liveness = LIVENESS_DEFAULTS.liveness } = options;
     this.#opts = { endpoint, credit, threads, name, heartbeatMs, liveness };
+    this.#origin = options.origin;
+    this.#target = credit;
     this.#liveness = new Liveness({ heartbeatMs, liveness }, 0);
     this.#socketOptions = clientSocketOptions(options.curve);
     this.#log = options.log;
@@ -86,7 +108,52 @@ export class LinkFront implements Front {
   }
 
   get describe(): Record<string, unknown> {
-    return { connect: this.#opts.endpoint, credit: this.#opts.credit };
+    return { connect: this.#opts.endpoint, credit: this.#target };
+  }
+
+  get endpoint(): string {
+    return this.#opts.endpoint;
+  }
+
+  /** Requests this gateway sent that are not answered or dropped yet. */
+  get held(): number {
+    return this.#held;
+  }
+
+  /** Resolves once nothing is held (at once if nothing is), or after `ms`. */
+  whenIdle(ms: number): Promise<boolean> {
+    if (this.#held === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.#idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** The credit this gateway should have from now on (at most the announced one until the next READY, which announces it). */
+  setShare(credit: number): void {
+    this.#target = credit;
+    if (!this.#registered) return;
+    const keep = Math.max(0, this.#announced - credit);
+    if (this.#withheld > keep) {
+      const release = this.#withheld - keep;
+      this.#withheld = keep;
+      this.#write(encodeLink({ command: 'CREDIT', credit: release }));
+    }
+  }
+
+  /** Of `credit` credits ending here, those the gateway gets back now (the rest is withheld for a lowered share). */
+  #pass(credit: number): number {
+    this.#held -= credit;
+    if (this.#held <= 0) {
+      this.#held = 0;
+      for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    }
+    const keep = Math.min(credit, Math.max(0, this.#announced - this.#target - this.#withheld));
+    this.#withheld += keep;
+    return credit - keep;
   }
 
   /** True once the gateway has answered READY (and until it is lost). */
@@ -121,8 +188,11 @@ export class LinkFront implements Front {
     this.#out = new SendQueue(socket, { maxQueued: 100_000, onError: (err) => this.#log.error({ err }, 'link send failed') });
     this.#registered = false;
     this.#owed = 0;
+    this.#announced = this.#target;
+    this.#withheld = 0;
+    this.#held = 0;
     // A service that is already leaving must not ask for work from a new gateway.
-    if (!this.#leaving) this.#write(encodeLink({ command: 'READY', credit: this.#opts.credit, threads: this.#opts.threads, name: this.#opts.name }));
+    if (!this.#leaving) this.#write(encodeLink({ command: 'READY', credit: this.#announced, threads: this.#opts.threads, name: this.#opts.name }));
     void this.#read(socket);
   }
 
@@ -152,17 +222,18 @@ export class LinkFront implements Front {
     if (!this.#registered && message.command !== 'BYE') {
       this.#registered = true;
       this.#losses = 0;
-      this.#log.info({ connect: this.#opts.endpoint, credit: this.#opts.credit }, 'connected to the gateway');
+      this.#log.info({ connect: this.#opts.endpoint, credit: this.#announced }, 'connected to the gateway');
       // The gateway shows this service's numbers from its first seconds on.
       setImmediate(() => this.#sendReport());
     }
     switch (message.command) {
       case 'REQUEST':
-        this.#events.onMessage(message.message, true);
+        this.#held++;
+        this.#events.onMessage(message.message, true, this.#origin);
         return;
       case 'DISCONNECT':
       case 'NOTICE':
-        this.#events.onMessage(message.message, false);
+        this.#events.onMessage(message.message, false, this.#origin);
         return;
       case 'HEARTBEAT':
         return;
@@ -180,7 +251,7 @@ export class LinkFront implements Front {
   }
 
   send(message: Buffer, credit: number): void {
-    const back = credit + this.#owed;
+    const back = this.#pass(credit + this.#owed);
     this.#owed = 0;
     this.#write(encodeLink({ command: 'REPLY', credit: back, message }));
   }
@@ -194,9 +265,9 @@ export class LinkFront implements Front {
     setImmediate(() => {
       this.#creditScheduled = false;
       if (this.#owed === 0) return;
-      const credit = this.#owed;
+      const credit = this.#pass(this.#owed);
       this.#owed = 0;
-      this.#write(encodeLink({ command: 'CREDIT', credit }));
+      if (credit > 0) this.#write(encodeLink({ command: 'CREDIT', credit }));
     });
   }
 
@@ -217,13 +288,15 @@ export class LinkFront implements Front {
     this.#registered = false;
     old.linger = 0;
     old.close();
-    this.#events.onLost();
+    this.#events.onLost(this.#origin);
     this.#owed = 0;
+    this.#held = 0;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
     const delay = Math.min(FIRST_BACKOFF_MS * 2 ** this.#losses, MAX_BACKOFF_MS);
     this.#losses++;
     if (why === 'the gateway said BYE') {
       // A gateway that stops (or restarts) says BYE on purpose: expected, not a fault.
-      this.#log.info({ why, reconnectInMs: delay }, 'lost the gateway');
+      this.#log.info({ why, reconnectInMs: delay, connect: this.#opts.endpoint }, 'lost the gateway');
     } else if (!wasRegistered) {
       // Never registered: the usual cause is a CURVE mismatch, which libzmq reports only as a closed connection.
       const hint =
@@ -231,13 +304,15 @@ export class LinkFront implements Front {
           ? 'the gateway closed the connection before this service registered: if it uses CURVE, give this service --curve-secret and --curve-server-key'
           : "the gateway closed the connection before this service registered: check that --curve-server-key is the gateway's public key and that this service's public key is on its --curve-allow list";
       this.#log.warn({ why, reconnectInMs: delay, connect: this.#opts.endpoint, hint }, 'lost the gateway');
-    } else this.#log.warn({ why, reconnectInMs: delay }, 'lost the gateway');
+    } else this.#log.warn({ why, reconnectInMs: delay, connect: this.#opts.endpoint }, 'lost the gateway');
     this.#reconnect = setTimeout(() => this.#open(), delay);
   }
 
-  stopTaking(): void {
+  stopTaking(): Promise<void> {
     this.#leaving = true;
-    if (this.#registered) this.#write(BYE);
+    if (!this.#registered) return Promise.resolve();
+    this.#write(BYE);
+    return new Promise((resolve) => setTimeout(resolve, LEAVE_GRACE_MS));
   }
 
   async close(): Promise<void> {
@@ -247,7 +322,8 @@ export class LinkFront implements Front {
     clearTimeout(this.#reconnect);
     const socket = this.#socket;
     if (!socket) return;
-    if (this.#owed > 0) this.#write(encodeLink({ command: 'CREDIT', credit: this.#owed }));
+    const owed = this.#owed > 0 ? this.#pass(this.#owed) : 0;
+    if (owed > 0) this.#write(encodeLink({ command: 'CREDIT', credit: owed }));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.#out!.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
     clearTimeout(timer);

@@ -28,6 +28,8 @@ interface Queued {
 }
 
 interface Window {
+  /** The gateway the connection is on (front.ts): ids are unique only per gateway. */
+  origin: number;
   sender: string;
   connId: number;
   credits: number;
@@ -44,7 +46,7 @@ export interface PacedFrontOptions {
 export class PacedFront implements Front {
   readonly #inner: Front;
   readonly #opts: PacedFrontOptions;
-  /** By `${sender}\0${connId}`, oldest first (Map order) for eviction. */
+  /** By windowKey(), oldest first (Map order) for eviction. */
   readonly #windows = new Map<string, Window>();
   /** Replies cut because no credits came (for tests and the log). */
   stalled = 0;
@@ -52,6 +54,11 @@ export class PacedFront implements Front {
   constructor(inner: Front, options: PacedFrontOptions) {
     this.#inner = inner;
     this.#opts = options;
+  }
+
+  /** The front it wraps (the service reloads a MultiLinkFront's list through it). */
+  get inner(): Front {
+    return this.#inner;
   }
 
   get describe(): Record<string, unknown> {
@@ -65,10 +72,10 @@ export class PacedFront implements Front {
 
   connect(events: FrontEvents): void {
     this.#inner.connect({
-      onMessage: (frame, charged) => events.onMessage(frame, charged),
-      onLost: () => {
-        this.#forgetAll();
-        events.onLost();
+      onMessage: (frame, charged, origin) => events.onMessage(frame, charged, origin),
+      onLost: (origin) => {
+        this.#forgetAll(origin);
+        events.onLost(origin);
       },
     });
   }
@@ -77,12 +84,12 @@ export class PacedFront implements Front {
     return this.#inner.notReady?.();
   }
 
-  giveBack(credit: number): void {
-    this.#inner.giveBack(credit);
+  giveBack(credit: number, origin?: number): void {
+    this.#inner.giveBack(credit, origin);
   }
 
-  stopTaking(): void {
-    this.#inner.stopTaking();
+  stopTaking(): void | Promise<void> {
+    return this.#inner.stopTaking();
   }
 
   async close(): Promise<void> {
@@ -91,16 +98,16 @@ export class PacedFront implements Front {
   }
 
   /** A request carried DOWNLOAD_CREDITS: the connection is paced from now on. */
-  announce(sender: string, connId: number, credits: number): void {
-    const key = `${sender}\0${connId}`;
+  announce(sender: string, connId: number, credits: number, origin = 0): void {
+    const key = windowKey(origin, sender, connId);
     if (this.#windows.has(key)) return;
     if (this.#windows.size >= MAX_WINDOWS) this.#evictIdle();
-    this.#windows.set(key, { sender, connId, credits, queue: [], stall: undefined });
+    this.#windows.set(key, { origin, sender, connId, credits, queue: [], stall: undefined });
   }
 
   /** A credits notice: the front wrote `bytes` of this connection's replies. False for a connection not paced here. */
-  grant(sender: string, connId: number, bytes: number): boolean {
-    const w = this.#windows.get(`${sender}\0${connId}`);
+  grant(sender: string, connId: number, bytes: number, origin = 0): boolean {
+    const w = this.#windows.get(windowKey(origin, sender, connId));
     if (!w) return false;
     w.credits += bytes;
     this.#pump(w);
@@ -108,19 +115,19 @@ export class PacedFront implements Front {
   }
 
   /** The client went away: what waits for it is dropped (its link credit goes back). */
-  forget(sender: string, connId: number): void {
-    const key = `${sender}\0${connId}`;
+  forget(sender: string, connId: number, origin = 0): void {
+    const key = windowKey(origin, sender, connId);
     const w = this.#windows.get(key);
     if (!w) return;
     this.#windows.delete(key);
     this.#drop(w);
   }
 
-  send(message: Buffer, credit: number): void {
-    if (this.#windows.size === 0) return this.#inner.send(message, credit);
+  send(message: Buffer, credit: number, origin = 0): void {
+    if (this.#windows.size === 0) return this.#inner.send(message, credit, origin);
     const reply = parseReply(message);
-    const w = reply.ids.length === 1 && !reply.extended ? this.#windows.get(`${reply.sender}\0${reply.ids[0]!}`) : undefined;
-    if (!w) return this.#inner.send(message, credit);
+    const w = reply.ids.length === 1 && !reply.extended ? this.#windows.get(windowKey(origin, reply.sender, reply.ids[0]!)) : undefined;
+    if (!w) return this.#inner.send(message, credit, origin);
     w.queue.push({ body: reply.body, credit });
     this.#pump(w);
   }
@@ -131,9 +138,9 @@ export class PacedFront implements Front {
       if (item.body.length === 0) {
         // The close message costs no credits (Mongrel2 counts body bytes) and ends the connection.
         w.queue.shift();
-        this.#windows.delete(`${w.sender}\0${w.connId}`);
+        this.#windows.delete(windowKey(w.origin, w.sender, w.connId));
         this.#drop(w);
-        this.#inner.send(encodeReply(w.sender, w.connId), item.credit);
+        this.#inner.send(encodeReply(w.sender, w.connId), item.credit, w.origin);
         return;
       }
       const n = Math.min(item.body.length, w.credits, PACED_MESSAGE_BYTES);
@@ -141,7 +148,7 @@ export class PacedFront implements Front {
       if (n < Math.min(item.body.length, PACED_MESSAGE_BYTES / 4)) break;
       const last = n === item.body.length;
       w.credits -= n;
-      this.#inner.send(encodeReply(w.sender, w.connId, item.body.subarray(0, n)), last ? item.credit : 0);
+      this.#inner.send(encodeReply(w.sender, w.connId, item.body.subarray(0, n)), last ? item.credit : 0, w.origin);
       if (last) w.queue.shift();
       else item.body = item.body.subarray(n);
     }
@@ -156,9 +163,9 @@ export class PacedFront implements Front {
       { connId: w.connId, waitingBytes: waiting, stallMs: this.#opts.stallMs },
       'no download credits came for a paced reply: connection closed (with several processes on one PUSH/SUB Handler, the front may send the credits to another)',
     );
-    this.#windows.delete(`${w.sender}\0${w.connId}`);
+    this.#windows.delete(windowKey(w.origin, w.sender, w.connId));
     this.#drop(w);
-    this.#inner.send(encodeReply(w.sender, w.connId), 0);
+    this.#inner.send(encodeReply(w.sender, w.connId), 0, w.origin);
   }
 
   /** Forgets what the window still holds, returning its link credit. */
@@ -166,12 +173,16 @@ export class PacedFront implements Front {
     clearTimeout(w.stall);
     const credit = w.queue.reduce((n, q) => n + q.credit, 0);
     w.queue = [];
-    if (credit > 0) this.#inner.giveBack(credit);
+    if (credit > 0) this.#inner.giveBack(credit, w.origin);
   }
 
-  #forgetAll(): void {
-    for (const w of this.#windows.values()) this.#drop(w);
-    this.#windows.clear();
+  /** Every window, or with `origin` only that gateway's. */
+  #forgetAll(origin?: number): void {
+    for (const [key, w] of this.#windows) {
+      if (origin !== undefined && w.origin !== origin) continue;
+      this.#windows.delete(key);
+      this.#drop(w);
+    }
   }
 
   /** Drops the oldest connection with nothing waiting (or else the oldest). */
@@ -186,4 +197,8 @@ export class PacedFront implements Front {
     this.#windows.delete(key);
     this.#drop(w);
   }
+}
+
+function windowKey(origin: number, sender: string, connId: number): string {
+  return `${origin}\0${sender}\0${connId}`;
 }

@@ -18,8 +18,10 @@ export interface ServiceOptions {
   send?: string[];
   /** The front's recv_spec endpoints (PUB connects to each). Not with `connect`. */
   recv?: string[];
-  /** The m2gate link instead: the gateway's ROUTER endpoint (a link Handler's send_spec). */
-  connect?: string;
+  /** The m2gate link instead: the gateway's ROUTER endpoint (a link Handler's send_spec), or several gateways' (each gets a share of the credit: workers/gateway-list.ts). */
+  connect?: string | string[];
+  /** The link: a file listing more gateway endpoints (workers/gateway-list.ts), read at start and by Service.reloadGateways() (SIGHUP). */
+  connectFile?: string | undefined;
   /** Or serve a Brubeck service client (workers/brubeck-front.ts): its addresses and passphrase. */
   brubeck?: BrubeckFrontConfig | undefined;
   /** Link: requests held at once, announced to the gateway. Defaults to 32 per thread: with less, trivial routes cost up to 1.5x the CPU per request of PUSH/SUB (measured: the pool idles between credit round trips); the gateway balances by measured speed, not by filling credit. */
@@ -73,7 +75,7 @@ export interface ServiceOptions {
 
 /** The options with every default applied (the logger is the Service's own). */
 export type ResolvedServiceOptions = Required<
-  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck' | 'metrics' | 'logRequests' | 'uploadStore'>
+  Omit<ServiceOptions, 'logger' | 'routesModule' | 'senderId' | 'expectEncoding' | 'connect' | 'connectFile' | 'send' | 'recv' | 'maxHeapMb' | 'curve' | 'brubeck' | 'metrics' | 'logRequests' | 'uploadStore'>
 > & {
   brubeck: BrubeckFrontConfig | undefined;
   curve: CurveConfig | undefined;
@@ -82,7 +84,11 @@ export type ResolvedServiceOptions = Required<
   senderId: string;
   send: string[];
   recv: string[];
-  connect: string | undefined;
+  /** The link's fixed endpoints (empty without the link, or with only a file). */
+  connect: string[];
+  connectFile: string | undefined;
+  /** The link is on: `connect` or `connectFile` given. */
+  link: boolean;
   uploadStore: string | undefined;
 };
 
@@ -104,8 +110,10 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
   if (!(Number.isInteger(workers) && workers >= 1)) throw new M2gateError(ERROR_CODES.OPTION, 'workers must be a positive integer');
   const send = options.send ?? [];
   const recv = options.recv ?? [];
-  if (options.brubeck !== undefined && (options.connect !== undefined || send.length > 0 || recv.length > 0)) throw new M2gateError(ERROR_CODES.OPTION, 'brubeck excludes connect and send/recv');
-  if (options.connect !== undefined) {
+  const connect = options.connect === undefined ? [] : typeof options.connect === 'string' ? [options.connect] : options.connect;
+  const link = connect.length > 0 || options.connectFile !== undefined;
+  if (options.brubeck !== undefined && (link || send.length > 0 || recv.length > 0)) throw new M2gateError(ERROR_CODES.OPTION, 'brubeck excludes connect and send/recv');
+  if (link) {
     if (send.length > 0 || recv.length > 0) throw new M2gateError(ERROR_CODES.OPTION, 'connect (the m2gate link) and send/recv (Mongrel2) exclude each other');
   } else if (options.brubeck === undefined && (send.length === 0 || recv.length === 0)) {
     throw new M2gateError(ERROR_CODES.OPTION, 'at least one send and one recv endpoint are needed (or connect, for the m2gate link)');
@@ -121,7 +129,9 @@ export function resolveServiceOptions(options: ServiceOptions): ResolvedServiceO
     routesModule: options.routesModule ?? defaultRoutesModule(),
     send,
     recv,
-    connect: options.connect,
+    connect,
+    connectFile: options.connectFile,
+    link,
     brubeck: options.brubeck,
     credit,
     heartbeatMs: options.heartbeatMs ?? 1000,

@@ -24,10 +24,9 @@ import { pino, type Logger } from 'pino';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { Front } from './front.js';
-import { LinkFront } from './link-front.js';
-import { Mongrel2Front } from './mongrel2-front.js';
-import { BrubeckFront } from './brubeck-front.js';
+import { makeFront } from './service-front.js';
+import { MultiLinkFront } from './multi-link-front.js';
+import { readGatewayList } from './gateway-list.js';
 import { compileMethodRoutes, matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { textResponse } from './result.js';
 import { InFlight } from './in-flight.js';
@@ -115,6 +114,8 @@ export class Service {
   readonly #order = new ConnectionOrder<Pending>({ deliver: (p) => this.#deliver(p), discard: (p) => this.#drop(p) });
   readonly #inFlight = new InFlight<Pending>();
   #closing = false;
+  /** The drain has ended: whatever arrives now gets 503. */
+  #drained = false;
   readonly #metrics: ServiceMetrics | undefined;
   readonly #linkName: string;
   readonly #logRequests: boolean;
@@ -176,8 +177,9 @@ export class Service {
    */
   async start(): Promise<void> {
     const { workers, maxQueue } = this.#opts;
-    const { send, recv, connect } = this.#opts;
-    checkEndpoints(connect === undefined ? [...send, ...recv] : [connect]);
+    const { send, recv, link } = this.#opts;
+    const gateways = link ? readGatewayList(this.#opts.connect, this.#opts.connectFile) : [];
+    checkEndpoints([...send, ...recv]);
     // Abandoned tasks keep their slot until piscina hands them back, so there
     // are twice as many slots as live tasks can ever need.
     const slots = 2 * (workers + maxQueue);
@@ -191,30 +193,14 @@ export class Service {
       },
     ));
 
-    const front: Front =
-      this.#opts.brubeck !== undefined
-        ? new BrubeckFront(this.#opts.brubeck, this.log)
-        : connect === undefined
-        ? new Mongrel2Front(send, recv, this.log, this.#opts.curve)
-        : new LinkFront({
-            endpoint: connect,
-            credit: this.#opts.credit,
-            threads: workers,
-            // The gateway's logs and dashboard name the service by this.
-            name: this.#linkName,
-            heartbeatMs: this.#opts.heartbeatMs,
-            liveness: this.#opts.liveness,
-            curve: this.#opts.curve,
-            log: this.log,
-            report: this.#metrics && (async () => Buffer.from(JSON.stringify(await this.#metrics!.registry.getMetricsAsJSON()))),
-          });
-    this.#front = new PacedFront(front, { stallMs: this.#opts.timeoutMs, log: this.log });
+    this.#front = new PacedFront(makeFront(this.#opts, gateways, this.#linkName, this.log, this.#metrics), { stallMs: this.#opts.timeoutMs, log: this.log });
     this.#credit = new CreditLedger(this.#front);
     this.#front.connect({
-      onMessage: (frame, charged) => this.#onMessage(frame, charged),
-      onLost: () => {
-        const held = this.#inFlight.size;
-        for (const key of this.#order.keys()) this.#abandon(key);
+      onMessage: (frame, charged, origin = 0) => this.#onMessage(frame, charged, origin),
+      onLost: (origin) => {
+        const before = this.#inFlight.size;
+        for (const key of this.#order.keys()) if (origin === undefined || key.startsWith(`${origin}\0`)) this.#abandon(key);
+        const held = before - this.#inFlight.size;
         // Their replies could reach nobody, or a client of a new front that reuses the ids.
         if (held > 0) this.log.warn({ abandoned: held }, 'the front went away: the requests it sent are forgotten');
       },
@@ -223,12 +209,25 @@ export class Service {
     this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, senderId: this.#opts.senderId }, 'service started');
   }
 
-  #onMessage(frame: Buffer, charged: boolean): void {
-    if (!this.#accept(frame, charged)) this.#credit.refundMessage(charged);
+  /**
+   * Over several gateways (multi-link-front.ts): re-reads --connect-file and joins or leaves
+   * gateways accordingly. Returns the new list; undefined when the front is not such a one.
+   *
+   * @throws M2gateError when the file cannot be read or names a bad endpoint (nothing changes).
+   */
+  reloadGateways(): string[] | undefined {
+    const links = this.#front.inner;
+    if (!(links instanceof MultiLinkFront) || this.#closing) return undefined;
+    links.reload(readGatewayList(this.#opts.connect, this.#opts.connectFile));
+    return links.endpoints;
+  }
+
+  #onMessage(frame: Buffer, charged: boolean, origin: number): void {
+    if (!this.#accept(frame, charged, origin)) this.#credit.refundMessage(charged, origin);
   }
 
   /** Returns true when the message became a request that will be answered (and return its credit). */
-  #accept(frame: Buffer, charged: boolean): boolean {
+  #accept(frame: Buffer, charged: boolean, origin: number): boolean {
     let req: M2Request;
     try {
       req = parseRequest(frame);
@@ -244,11 +243,11 @@ export class Service {
     }
     switch (req.kind) {
       case 'disconnect':
-        this.#abandon(`${req.sender}\0${req.connId}`);
-        this.#front.forget(req.sender, req.connId);
+        this.#abandon(`${origin}\0${req.sender}\0${req.connId}`);
+        this.#front.forget(req.sender, req.connId, origin);
         return false;
       case 'credits':
-        if (!this.#front.grant(req.sender, req.connId, creditsOf(req) ?? 0)) this.stats.ignored++;
+        if (!this.#front.grant(req.sender, req.connId, creditsOf(req) ?? 0, origin)) this.stats.ignored++;
         return false;
       case 'http':
       case 'upload-done':
@@ -263,7 +262,7 @@ export class Service {
         // reaps it, so it is closed at once instead (the close message, §4.3).
         this.stats.ignored++;
         this.log.info({ kind: req.kind, path: req.path, connId: req.connId }, 'JSON/XML socket message refused: connection closed');
-        this.#front.send(encodeClose(req.sender, req.connId), 0);
+        this.#front.send(encodeClose(req.sender, req.connId), 0, origin);
         return false;
       default:
         this.stats.ignored++;
@@ -272,8 +271,9 @@ export class Service {
     }
     this.stats.received++;
     const downloadCredits = creditsOf(req);
-    if (downloadCredits !== undefined) this.#front.announce(req.sender, req.connId, downloadCredits);
-    const key = `${req.sender}\0${req.connId}`;
+    if (downloadCredits !== undefined) this.#front.announce(req.sender, req.connId, downloadCredits, origin);
+    // Per gateway: connection ids are only unique within one (multi-link-front.ts).
+    const key = `${origin}\0${req.sender}\0${req.connId}`;
     const method = typeof req.headers.METHOD === 'string' ? req.headers.METHOD : 'GET';
     const p: Pending = {
       id: this.#nextId++,
@@ -287,6 +287,7 @@ export class Service {
       enqueuedAt: now(),
       abandoned: false,
       charged: false,
+      origin,
     };
     if (req.kind === 'upload-done') p.upload = intakeUpload(this.#uploads, req, this.log);
     this.#credit.hold(p, charged);
@@ -298,7 +299,8 @@ export class Service {
   }
 
   #route(p: Pending, method: string): void {
-    if (this.#closing) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
+    // A link REQUEST that arrives while draining was sent before the gateway saw BYE: serve it, the drain waits for it.
+    if (this.#drained || (this.#closing && !p.charged)) return this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
     if (p.upload?.ok === false) return this.#answer(p, p.upload.status, p.upload.text);
     const found = matchMethodRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
@@ -404,7 +406,7 @@ export class Service {
     this.#credit.reply(p, p.reply!);
     this.stats.replied++;
     removeUpload(p.upload, this.log);
-    if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0);
+    if (p.close) this.#front.send(encodeClose(p.req.sender, p.req.connId), 0, p.origin);
   }
 
   #drop(p: Pending): void {
@@ -434,8 +436,9 @@ export class Service {
   async close(): Promise<boolean> {
     if (this.#closing) return true;
     this.#closing = true;
-    this.#front.stopTaking();
+    await this.#front.stopTaking();
     const drained = await this.#inFlight.waitIdle(this.#opts.drainTimeoutMs);
+    this.#drained = true;
     for (const p of this.#inFlight.snapshot()) {
       this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
       this.#aborts.abort(p);

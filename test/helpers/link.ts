@@ -391,9 +391,15 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** Spawns `node dist/cli/m2gate.js ...args` (run `npm run build` first). */
-export function spawnCli(args: string[], env: Record<string, string> = {}): Cli {
-  const child = spawn(process.execPath, [M2GATE_BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns `node dist/cli/m2gate.js ...args` (run `npm run build` first); with `netns`, inside that
+ * network namespace (`ip netns exec`, which execs, so the child's pid is the command's); with
+ * `command`, that program instead of the CLI (its non-JSON lines are `{ raw }`).
+ */
+export function spawnCli(args: string[], env: Record<string, string> = {}, options: { netns?: string; command?: string[] } = {}): Cli {
+  const command = options.command ?? [process.execPath, M2GATE_BIN];
+  const argv = [...(options.netns === undefined ? [] : ['netns', 'exec', options.netns]), ...command, ...args];
+  const child = spawn(options.netns === undefined ? argv[0]! : 'ip', options.netns === undefined ? argv.slice(1) : argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const log = new Recorder<LogLine & { seenAt: number }>();
   let stderr = '';
