@@ -92,3 +92,40 @@ test('a client gone, or no credits for stallMs, drops what waits and gives its l
   assert.equal(inner.sent.length, sentBefore + 1);
   assert.deepEqual(inner.sent.at(-1), { ids: [5], body: Buffer.alloc(0), credit: 0 });
 });
+
+test('with several gateways the same sender and connection id are two connections: each paced, answered and forgotten on its own gateway', () => {
+  const sent: Array<{ origin: number | undefined; bytes: number }> = [];
+  const given: Array<{ origin: number | undefined; credit: number }> = [];
+  let events: Parameters<Front['connect']>[0] | undefined;
+  const inner: Front = {
+    connect(e) {
+      events = e;
+    },
+    send(message, _credit, origin) {
+      sent.push({ origin, bytes: parseReply(message).body.length });
+    },
+    giveBack(credit, origin) {
+      given.push({ origin, credit });
+    },
+    stopTaking() {},
+    close: () => Promise.resolve(),
+    describe: {},
+  };
+  const paced = new PacedFront(inner, { stallMs: 60_000, log: pino({ level: 'silent' }) });
+  const lost: Array<number | undefined> = [];
+  paced.connect({ onMessage() {}, onLost: (origin) => lost.push(origin) });
+  // Gateway 1 paces connection 7; gateway 2's connection 7 announced nothing.
+  paced.announce(S, 7, DOWNLOAD_CREDITS, 1);
+  paced.send(encodeReply(S, 7, body(300 * 1024)), 1, 2);
+  assert.deepEqual(sent, [{ origin: 2, bytes: 300 * 1024 }], "gateway 2's reply goes whole, to gateway 2");
+  paced.send(encodeReply(S, 7, body(300 * 1024)), 1, 1);
+  assert.deepEqual(sent.slice(1), [{ origin: 1, bytes: PACED_MESSAGE_BYTES }, { origin: 1, bytes: PACED_MESSAGE_BYTES }]);
+  assert.equal(paced.grant(S, 7, 1000, 2), false, "credits from gateway 2 are not gateway 1's");
+  // Losing gateway 2 leaves gateway 1's window; losing gateway 1 gives its held link credit back there.
+  events!.onLost(2);
+  assert.equal(paced.paced, 1);
+  events!.onLost(1);
+  assert.equal(paced.paced, 0);
+  assert.deepEqual(given, [{ origin: 1, credit: 1 }]);
+  assert.deepEqual(lost, [2, 1]);
+});
