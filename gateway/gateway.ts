@@ -35,6 +35,7 @@ import type { AccessLog } from './access-log.js';
 import type { GatewayStatus, HandlerStatus, RestartRecord, RouteKind } from '../admin/status.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
 import { awaitContinue } from './expect-continue.js';
+import { acceptUpgrade, WebSocketBridge } from './websocket-bridge.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -117,6 +118,8 @@ export class Gateway {
   readonly #observer: GatewayObserver;
   readonly #metrics: GatewayMetrics | undefined;
   readonly #refused: Record<RefusedCause, number>;
+  /** WebSocket connections bridged to Handlers (websocket-bridge.ts). */
+  readonly webSockets: WebSocketBridge;
   #adapter: Mongrel2Adapter | undefined;
   #zap: ZapAuthenticator | undefined;
   #closing = false;
@@ -127,13 +130,10 @@ export class Gateway {
     this.log = options.logger ?? pino({ base: { component: 'gateway' } });
     this.#timeoutMs = options.handlerTimeoutMs ?? 30_000;
     this.#retryAfterS = options.retryAfterSeconds ?? RETRY_AFTER_DEFAULT_S;
-    const handlerOptions = {
-      // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
-      maxBodyBytes: settingInt(options.config, 'limits.content_length', 20_480),
-      timeoutMs: this.#timeoutMs,
-      retryAfterS: this.#retryAfterS,
-      stats: this.stats,
-    };
+    // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480); a WebSocket message is held to the same.
+    const maxBodyBytes = settingInt(options.config, 'limits.content_length', 20_480);
+    this.webSockets = new WebSocketBridge({ maxMessageBytes: maxBodyBytes, timeoutMs: this.#timeoutMs, retryAfterS: this.#retryAfterS, log: this.log });
+    const handlerOptions = { maxBodyBytes, timeoutMs: this.#timeoutMs, retryAfterS: this.#retryAfterS, stats: this.stats, webSockets: this.webSockets };
     const targets = new Map<ConfigTarget, RouteTarget>();
     const poolsBySpec = new Map<string, HandlerDispatch>();
     const targetFor = (t: ConfigTarget): RouteTarget => {
@@ -210,6 +210,7 @@ export class Gateway {
       awaitContinue(res);
       this.#onRequest(req, res);
     });
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => acceptUpgrade(req, socket, head, (r, res) => this.#onRequest(r, res)));
     this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       // CONNECT has no route here; without a listener node drops the socket silently.
       socket.end(shortAnswerBytes(400, 'Bad Request'));
@@ -431,6 +432,8 @@ export class Gateway {
     this.#server.closeIdleConnections();
     // Logged after the listener is closed, so a reader of this line can rely on it.
     this.log.info({ inFlight: this.#inFlight.size }, 'gateway stopped accepting');
+    // Open WebSockets would hold the drain to its timeout: they get close 1001 now.
+    this.webSockets.close();
     let drained = this.#inFlight.size === 0;
     if (!drained) {
       drained = await new Promise<boolean>((resolve) => {

@@ -22,6 +22,7 @@ import { refuseBody, sendShortAnswer } from '../short-answer.js';
 import { HttpRelay } from './http-relay.js';
 import type { HandlerTarget } from './handler-target.js';
 import { nextConnId } from './reply-dispatch.js';
+import { isUpgradeRequest, isWebSocketUpgrade, type WebSocketBridge } from '../websocket-bridge.js';
 
 export interface HandlerDispatchOptions {
   /** Body bytes a request may carry: Mongrel2's `limits.content_length`. */
@@ -32,6 +33,8 @@ export interface HandlerDispatchOptions {
   retryAfterS: number;
   /** The gateway's counters, shared by all its routes. */
   stats: HandlerDispatchStats;
+  /** Bridges WebSocket upgrades (gateway/websocket-bridge.ts); without it they get 501. */
+  webSockets?: WebSocketBridge;
 }
 
 export interface HandlerDispatchStats {
@@ -117,6 +120,7 @@ export class HandlerDispatch implements RouteTarget {
   /** A service is there: read the body (or refuse it) and send the request. */
   #accept(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
     const { stats, maxBodyBytes } = this.#opts;
+    if (isUpgradeRequest(req) && isWebSocketUpgrade(req)) return this.#webSocket(req, res, hit);
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBodyBytes) {
       stats.tooLarge++;
@@ -146,6 +150,17 @@ export class HandlerDispatch implements RouteTarget {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
       this.#send(req, res, hit.pattern, body);
     });
+  }
+
+  #webSocket(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
+    const bridge = this.#opts.webSockets;
+    // The m2gate link has no way yet to keep one connection on one service (docs/websockets.md).
+    if (bridge === undefined || this.pool.config.transport === 'link') return sendShortAnswer(res, 501, 'Not Implemented', { close: true });
+    if (!bridge.open(this.pool, req, res, hit)) {
+      this.#opts.stats.unavailable++;
+      this.failures.noService++;
+      sendShortAnswer(res, 503, 'Service Unavailable', { close: true, retryAfterS: this.#opts.retryAfterS });
+    }
   }
 
   #send(req: IncomingMessage, res: ServerResponse, pattern: string, body: Buffer): void {
