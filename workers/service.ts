@@ -39,6 +39,7 @@ import { resolveServiceOptions, type ResolvedServiceOptions, type ServiceOptions
 import type { RunResult, RunTask } from './task.js';
 import { ThreadPool } from './thread-pool.js';
 import { ServiceMetrics } from '../admin/service-metrics.js';
+import { WsRoutes, wsRouteInfo, type WsRouteInfo } from './ws-routes.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
 
 export type { ServiceOptions } from './service-options.js';
@@ -95,6 +96,9 @@ export class Service {
   #routes: MethodRoute[] = [];
   /** Each route's own timeout (by route index), when it sets one. */
   #routeTimeouts: Array<number | undefined> = [];
+  /** The `'WS /path'` routes (ws-routes.ts). */
+  #ws!: WsRoutes;
+  #wsInfo = new Map<number, WsRouteInfo>();
   #front!: Front;
   /** start() has set up the pool and the front. */
   #running = false;
@@ -171,13 +175,17 @@ export class Service {
     // are twice as many slots as live tasks can ever need.
     const slots = 2 * (workers + maxQueue);
     this.#aborts = new TaskAborts(slots, this.#opts.abortGraceMs, (p, thread) => this.#terminate(p, thread));
+    const wsChannel = `m2gate-ws-${randomUUID()}`;
     ({ pool: this.#pool, routes: this.#routes } = await ThreadPool.start(
-      { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, abort: this.#aborts.shared, log: this.log },
+      { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, abort: this.#aborts.shared, wsChannel, log: this.log },
       (routes) => {
         this.#routeTimeouts = routes.map((r) => r.timeoutMs);
+        this.#wsInfo = wsRouteInfo(routes);
         return compileMethodRoutes(routes);
       },
     ));
+    const wsDeps = { routes: this.#routes, wsRoutes: this.#wsInfo, timeoutMs: this.#opts.timeoutMs, channel: wsChannel, log: this.log };
+    this.#ws = new WsRoutes({ ...wsDeps, run: (task) => this.#pool.runWs(task), send: (message) => this.#front.send(message, 0) });
 
     this.#front =
       this.#opts.brubeck !== undefined
@@ -232,6 +240,12 @@ export class Service {
     switch (req.kind) {
       case 'disconnect':
         this.#abandon(`${req.sender}\0${req.connId}`);
+        this.#ws.gone(`${req.sender}\0${req.connId}`);
+        return false;
+      case 'websocket-handshake':
+      case 'websocket':
+        // Its own rules (ws-routes.ts); a charged message's credit goes back at once.
+        this.#ws.onMessage(req);
         return false;
       case 'http':
       case 'upload-done':
@@ -273,6 +287,7 @@ export class Service {
     const found = matchMethodRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
     if (!found.route) {
+      if (found.allow?.join() === 'WS') return this.#answer(p, 426, 'Upgrade Required\n', { Upgrade: 'websocket' });
       if (found.allow) return this.#answer(p, 405, 'Method Not Allowed\n', { Allow: found.allow.join(', ') });
       return this.#answer(p, 404, 'Not Found\n');
     }
@@ -421,6 +436,7 @@ export class Service {
       this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
       this.#aborts.abort(p);
     }
+    this.#ws.close();
     await this.#front.close();
     this.#aborts.close();
     await this.#pool.destroy();

@@ -5,6 +5,8 @@ import type { AbortShared } from './abort-protocol.js';
 export interface WorkerConfig {
   /** file: URL of the user's compiled routes module. */
   routesModule: string;
+  /** The BroadcastChannel name on which webSocketSend() reaches this service's main thread (ws-routes.ts). */
+  wsChannel: string;
   /** The cooperative abort's shared memory and channel (abort-protocol.ts). */
   abort: AbortShared;
 }
@@ -33,7 +35,47 @@ export interface RunTask {
 }
 
 export interface DescribeResult {
-  routes: Array<{ pattern: string; timeoutMs: number | undefined }>;
+  routes: Array<{ pattern: string; timeoutMs: number | undefined; ws?: { open: boolean; message: boolean; close: boolean; background: boolean } }>;
+}
+
+/** One event of a WebSocket route's connection (ws-routes.ts → ws-worker.ts). */
+export interface WsTask {
+  kind: 'ws';
+  event: 'open' | 'message' | 'close';
+  route: number;
+  connId: number;
+  sender: string;
+  path: string;
+  params: Record<string, string>;
+  headers: HeaderMap;
+  /** message: the payload. */
+  data: Uint8Array;
+  /** message: a binary frame (else text). */
+  binary: boolean;
+  /** close: the code and reason it ended with. */
+  code: number;
+  reason: string;
+}
+
+/** Where a frame a handler sent goes: its own connection, ids, or every connection of the route. */
+export type WsTarget = 'self' | 'route' | number[];
+
+export interface WsOutput {
+  to: WsTarget;
+  /** A whole server frame. */
+  frame: Uint8Array;
+}
+
+export interface WsResult {
+  /** open: false when the route refused; `refusal` is then the HTTP response. */
+  accepted: boolean;
+  refusal?: Uint8Array;
+  out: WsOutput[];
+  /** The handler called ws.close(code, reason). */
+  close?: { code: number; reason: string };
+  thread: number;
+  errorId?: string;
+  error?: string;
 }
 
 export interface RunResult {
@@ -51,4 +93,4 @@ export interface RunResult {
   aborted?: boolean;
 }
 
-export type WorkerTask = DescribeTask | RunTask;
+export type WorkerTask = DescribeTask | RunTask | WsTask;

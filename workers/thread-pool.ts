@@ -11,7 +11,7 @@ import { Piscina } from 'piscina';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import type { Logger } from 'pino';
 import type { AbortShared } from './abort-protocol.js';
-import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+import type { DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask, WsResult, WsTask } from './task.js';
 
 export interface ThreadPoolOptions {
   /** file: URL of the compiled routes module each thread imports. */
@@ -24,19 +24,23 @@ export interface ThreadPoolOptions {
   maxHeapMb: number | undefined;
   /** The cooperative abort's shared memory (abort-main.ts `shared`). */
   abort: AbortShared;
+  /** The BroadcastChannel of webSocketSend() (ws-routes.ts). */
+  wsChannel: string;
   log: Logger;
+  /** Keep each thread's event loop running between tasks (set by start() itself for WebSocket routes). */
+  eventLoop?: boolean;
 }
 
 /** The routes as the module defines them, in definition order (a task's `route` indexes them). */
 export type DescribedRoutes = DescribeResult['routes'];
 
 export class ThreadPool {
-  readonly #pool: Piscina<WorkerTask, RunResult | DescribeResult>;
+  readonly #pool: Piscina<WorkerTask, RunResult | DescribeResult | WsResult>;
   #destroying = false;
   /** Threads that exited while the pool was up (each is replaced by piscina). */
   restarts = 0;
 
-  private constructor(pool: Piscina<WorkerTask, RunResult | DescribeResult>) {
+  private constructor(pool: Piscina<WorkerTask, RunResult | DescribeResult | WsResult>) {
     this.#pool = pool;
     pool.on('workerDestroy', () => {
       if (!this.#destroying) this.restarts++;
@@ -67,11 +71,11 @@ export class ThreadPool {
    */
   static async start<T>(options: ThreadPoolOptions, readRoutes: (routes: DescribedRoutes) => T): Promise<{ pool: ThreadPool; routes: T }> {
     const { workers, routesModule } = options;
-    const workerData: WorkerConfig = { routesModule, abort: options.abort };
+    const workerData: WorkerConfig = { routesModule, abort: options.abort, wsChannel: options.wsChannel };
     // dist/ runs worker-entry.js; under tsx (tests, dev) worker-entry.ts, whose
     // loader the threads inherit from --import tsx.
     const ext = extname(fileURLToPath(import.meta.url));
-    const pool = new Piscina<WorkerTask, RunResult | DescribeResult>({
+    const pool = new Piscina<WorkerTask, RunResult | DescribeResult | WsResult>({
       filename: new URL(`./worker-entry${ext}`, import.meta.url).href,
       minThreads: workers,
       maxThreads: workers,
@@ -82,6 +86,10 @@ export class ThreadPool {
       // With the default (false) some tasks starved under sustained load here (DESIGN.md).
       stricterFIFO: true,
       idleTimeout: Number.POSITIVE_INFINITY,
+      // piscina's default parks an idle thread in Atomics.wait: its timers and channel posts
+      // stop between tasks. A WebSocket route with `background: true` sends at any time
+      // (webSocketSend), so its service takes the 'async' mode, which piscina documents as slower.
+      atomics: options.eventLoop === true ? 'async' : 'sync',
       ...(options.maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } }),
       workerData,
     });
@@ -99,7 +107,8 @@ export class ThreadPool {
       const failed = described.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
       const { routes } = (described[0] as PromiseFulfilledResult<DescribeResult>).value;
-      return { pool: new ThreadPool(pool), routes: readRoutes(routes) };
+      // The module is known only once a thread has loaded it: start again in the other mode.
+      if (options.eventLoop === true || !routes.some((r) => r.ws?.background === true)) return { pool: new ThreadPool(pool), routes: readRoutes(routes) };
     } catch (err) {
       await pool.destroy();
       // The error crossed from the worker thread without Node's source excerpt:
@@ -108,11 +117,18 @@ export class ThreadPool {
       const why = name && name !== 'Error' ? `${name}: ${message}` : message;
       throw new M2gateError(ERROR_CODES.MODULE, `cannot load routes module ${routesModule}: ${why}`, { cause: err });
     }
+    await pool.destroy();
+    return ThreadPool.start({ ...options, eventLoop: true }, readRoutes);
   }
 
   /** Queues the task; rejects when its thread dies under it. */
   run(task: RunTask): Promise<RunResult> {
     return this.#pool.run(task) as Promise<RunResult>;
+  }
+
+  /** Queues one event of a WebSocket route (ws-routes.ts); rejects when its thread dies under it. */
+  runWs(task: WsTask): Promise<WsResult> {
+    return this.#pool.run(task) as Promise<WsResult>;
   }
 
   /**
