@@ -232,7 +232,7 @@ class WsSession implements ReplySink {
   #fromClient(first: number, payload: Buffer): void {
     if (this.#state !== 'handshake' && this.#state !== 'open') return;
     this.#stats.messagesIn++;
-    if (!this.#pool.send({ connId: this.#connId, path: this.#path, headers: this.#frameHeaders(flagsHeader(first)), body: payload }, this)) {
+    if (!this.#pool.sendMore({ connId: this.#connId, path: this.#path, headers: this.#frameHeaders(flagsHeader(first)), body: payload }, this)) {
       // The handler is gone: nothing can answer this connection any more.
       this.#closeWith(1011, 'no handler');
       return;
@@ -289,6 +289,7 @@ class WsSession implements ReplySink {
       this.#state = 'open';
       this.#stats.opened++;
       this.#res.statusCode = 101;
+      this.#pool.hold(this.#connId);
     }
     if (this.#state !== 'open') return;
     this.#stats.messagesOut++;
@@ -345,6 +346,7 @@ class WsSession implements ReplySink {
     clearTimeout(this.#timer);
     // The relay released the id of a refused handshake when it finished; a cut one still holds it.
     if (this.#state !== 'refused' || !this.#relay?.finished) this.#disconnect();
+    this.#pool.release(this.#connId);
     this.#state = 'closed';
     this.#onEnd();
   }

@@ -18,10 +18,11 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function stack(routesModule: string): Promise<{ gw: GatewayRig; svc: Service; url: string }> {
-  const h = handlerConf(routesModule.includes('demo-routes') ? '/svc/' : '/t/', 'f00d0000-1111-4000-8000-00000000ws01', 'tnetstring');
+async function stack(routesModule: string, link = false): Promise<{ gw: GatewayRig; svc: Service; url: string }> {
+  const h = { ...handlerConf(routesModule.includes('demo-routes') ? '/svc/' : '/t/', 'f00d0000-1111-4000-8000-00000000ws01', 'tnetstring'), ...(link ? { transport: 'link' as const } : {}) };
   const gw = await startGateway({ handlers: [h] });
-  const svc = new Service({ send: [h.sendSpec], recv: [h.recvSpec], workers: 2, logger: pino({ level: 'silent' }), routesModule });
+  const front = link ? { connect: h.sendSpec, credit: 4 } : { send: [h.sendSpec], recv: [h.recvSpec] };
+  const svc = new Service({ ...front, workers: 2, logger: pino({ level: 'silent' }), routesModule });
   await svc.start();
   await gw.pool(h.route).whenPeer();
   cleanups.push(async () => {
@@ -31,8 +32,11 @@ async function stack(routesModule: string): Promise<{ gw: GatewayRig; svc: Servi
   return { gw, svc, url: `ws://127.0.0.1:${gw.port}` };
 }
 
-const demo = await stack(pathToFileURL(join(ROOT, 'dist', 'workers', 'demo-routes.js')).href);
-const probes = await stack(pathToFileURL(fixtureRoutes('ws-probes.mjs')).href);
+const DEMO = pathToFileURL(join(ROOT, 'dist', 'workers', 'demo-routes.js')).href;
+const PROBES = pathToFileURL(fixtureRoutes('ws-probes.mjs')).href;
+const demo = await stack(DEMO);
+const probes = await stack(PROBES);
+const linked = await stack(PROBES, true);
 
 /** A client whose messages and close are awaitable in order. */
 class Client {
@@ -100,9 +104,9 @@ test('the demo chat: welcome, joins, one broadcast reaches everyone, binary echo
 
 test('a message sent from the worker thread after open returned (webSocketSend) arrives', async () => {
   const c = await open(`${probes.url}/t/later`);
-  c.ws.send('first');
-  assert.equal(await c.next(), 'first');
   assert.match((await c.next()) as string, /^still here, #\d+$/);
+  c.ws.send('then');
+  assert.equal(await c.next(), 'then');
   c.ws.close();
   await c.closed;
 });
@@ -155,4 +159,22 @@ test('no WS route for the path: 404; plain HTTP to a WS route: 426; HTTP routes 
   assert.equal(res.status, 426);
   assert.equal(res.headers.get('upgrade'), 'websocket');
   assert.equal(await (await fetch(`http://127.0.0.1:${probes.gw.port}/t/plain`)).text(), 'plain');
+});
+
+test('over the m2gate link: a connection stays on its service, frames use no credit, 10 connections with credit 4', async () => {
+  const pool = linked.gw.pool('/t/') as unknown as { stats: { malformedLink: number }; view(): { creditFree: number } };
+  // More open connections than the service has credit: only each handshake holds one, until its 101.
+  const clients = await Promise.all(Array.from({ length: 10 }, () => open(`${linked.url}/t/order`)));
+  for (const [i, c] of clients.entries()) for (let n = 0; n < 20; n++) c.ws.send(`${i}.${n}`);
+  for (const [i, c] of clients.entries()) {
+    for (let n = 0; n < 20; n++) assert.equal(await c.next(), `${i}.${n}`);
+  }
+  const later = await open(`${linked.url}/t/later`);
+  assert.match((await later.next()) as string, /^still here, #\d+$/);
+  for (const c of [...clients, later]) {
+    c.ws.close();
+    await c.closed;
+  }
+  assert.equal(pool.stats.malformedLink, 0, 'every credit came back once');
+  assert.equal(pool.view().creditFree, 4);
 });

@@ -160,7 +160,9 @@ export class LinkFront implements Front {
       case 'REQUEST':
         this.#events.onMessage(message.message, true);
         return;
+      // FRAME: a later message of a WebSocket connection this service holds, uncharged (m2gate-link.md).
       case 'DISCONNECT':
+      case 'FRAME':
         this.#events.onMessage(message.message, false);
         return;
       case 'HEARTBEAT':

@@ -185,7 +185,7 @@ export class Service {
       },
     ));
     const wsDeps = { routes: this.#routes, wsRoutes: this.#wsInfo, timeoutMs: this.#opts.timeoutMs, channel: wsChannel, log: this.log };
-    this.#ws = new WsRoutes({ ...wsDeps, run: (task) => this.#pool.runWs(task), send: (message) => this.#front.send(message, 0) });
+    this.#ws = new WsRoutes({ ...wsDeps, run: (task) => this.#pool.runWs(task), send: (m, credit) => this.#front.send(m, credit ?? 0), refund: (n) => this.#front.giveBack(n) });
 
     this.#front =
       this.#opts.brubeck !== undefined
@@ -244,9 +244,8 @@ export class Service {
         return false;
       case 'websocket-handshake':
       case 'websocket':
-        // Its own rules (ws-routes.ts); a charged message's credit goes back at once.
-        this.#ws.onMessage(req);
-        return false;
+        // Its own rules (ws-routes.ts), which return a handshake's credit with its answer.
+        return this.#ws.onMessage(req, charged);
       case 'http':
       case 'upload-done':
         break;

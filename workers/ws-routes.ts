@@ -64,8 +64,10 @@ export interface WsRoutesDeps {
   /** By route index: the WS routes of the module. */
   wsRoutes: ReadonlyMap<number, WsRouteInfo>;
   run(task: WsTask): Promise<WsResult>;
-  /** Publishes one reply message to the front. */
-  send(message: Buffer): void;
+  /** Publishes one reply message to the front, returning `credit` link credits with it. */
+  send(message: Buffer, credit?: number): void;
+  /** Returns link credits with no reply (a handshake whose client went away while open ran). */
+  refund(credit: number): void;
   timeoutMs: number;
   channel: string;
   log: Logger;
@@ -101,6 +103,8 @@ interface Conn {
   gone: boolean;
   /** The close handler has been started: nothing runs after it. */
   finished: boolean;
+  /** The handshake's link credit, while open runs: returned with its answer. */
+  credit: number;
 }
 
 export class WsRoutes {
@@ -127,10 +131,23 @@ export class WsRoutes {
     return this.#conns.size;
   }
 
-  /** A WEBSOCKET_HANDSHAKE or WEBSOCKET message from the front. */
-  onMessage(req: M2Request): void {
+  /**
+   * A WEBSOCKET_HANDSHAKE or WEBSOCKET message from the front. Returns true
+   * when it keeps the message's link credit, to return it with the handshake's
+   * answer (the gateway counts the handshake in flight until then); frames
+   * come uncharged (FRAME).
+   */
+  onMessage(req: M2Request, charged: boolean): boolean {
     const key = `${req.sender}\0${req.connId}`;
-    if (req.kind === 'websocket-handshake') return this.#handshake(key, req);
+    if (req.kind === 'websocket-handshake') {
+      this.#handshake(key, req, charged ? 1 : 0);
+      return charged;
+    }
+    this.#frame(key, req);
+    return false;
+  }
+
+  #frame(key: string, req: M2Request): void {
     const conn = this.#conns.get(key);
     if (!conn || !conn.open || conn.closing) {
       if (!this.#recent.has(key)) this.stats.unknown++;
@@ -167,46 +184,50 @@ export class WsRoutes {
   close(): void {
     for (const conn of this.#conns.values()) {
       if (conn.open) this.#sendClose(conn, 1001, 'service shutting down');
+      if (conn.credit > 0) this.#deps.refund(conn.credit);
+      conn.credit = 0;
       conn.queue = [];
     }
     this.#conns.clear();
     this.#channel.close();
   }
 
-  #handshake(key: string, req: M2Request): void {
+  #handshake(key: string, req: M2Request, credit: number): void {
     this.stats.handshakes++;
     const found = matchMethodRoute(this.#deps.routes, WS_METHOD, req.path);
     const info = found.index === undefined ? undefined : this.#deps.wsRoutes.get(found.index);
     if (!info) {
       this.stats.refused++;
-      this.#deps.send(encodeReply(req.sender, req.connId, textResponse(404, 'Not Found\n', { Connection: 'close' })));
+      this.#deps.send(encodeReply(req.sender, req.connId, textResponse(404, 'Not Found\n', { Connection: 'close' })), credit);
       this.#deps.send(encodeClose(req.sender, req.connId));
       return;
     }
-    const conn: Conn = { key, sender: req.sender, connId: req.connId, route: info.index, params: found.params ?? {}, req, queue: [], running: false, open: false, closing: false, gone: false, finished: false };
+    const conn: Conn = { key, sender: req.sender, connId: req.connId, route: info.index, params: found.params ?? {}, req, queue: [], running: false, open: false, closing: false, gone: false, finished: false, credit: 0 };
     this.#conns.set(key, conn);
     const switching = (): Buffer =>
       Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${req.body.toString('latin1')}\r\n\r\n`, 'latin1');
     if (!info.open) {
       conn.open = true;
       this.stats.opened++;
-      this.#deps.send(encodeReply(req.sender, req.connId, switching()));
+      this.#deps.send(encodeReply(req.sender, req.connId, switching()), credit);
       return;
     }
     conn.running = true;
+    conn.credit = credit;
     this.#runTask(conn, info, { event: 'open', data: new Uint8Array(0), binary: false, code: 0, reason: '' }, (result) => {
       // Gone while open ran: its close runs next (gone() queued it), nothing is sent.
-      if (conn.gone) return;
+      conn.credit = 0;
+      if (conn.gone) return this.#deps.refund(credit);
       if (!result.accepted) {
         this.stats.refused++;
         this.#conns.delete(key);
-        this.#deps.send(encodeReply(req.sender, req.connId, Buffer.from(result.refusal!)));
+        this.#deps.send(encodeReply(req.sender, req.connId, Buffer.from(result.refusal!)), credit);
         this.#deps.send(encodeClose(req.sender, req.connId));
         return;
       }
       conn.open = true;
       this.stats.opened++;
-      this.#deps.send(encodeReply(req.sender, req.connId, switching()));
+      this.#deps.send(encodeReply(req.sender, req.connId, switching()), credit);
       this.#apply(conn, result);
     });
   }
@@ -297,7 +318,9 @@ export class WsRoutes {
     conn.running = false;
     if (event === 'open') {
       this.#conns.delete(conn.key);
-      this.#deps.send(encodeReply(conn.sender, conn.connId, textResponse(500, `Internal Server Error (error id ${errorId})\n`, { Connection: 'close' })));
+      const credit = conn.credit;
+      conn.credit = 0;
+      this.#deps.send(encodeReply(conn.sender, conn.connId, textResponse(500, `Internal Server Error (error id ${errorId})\n`, { Connection: 'close' })), credit);
       this.#deps.send(encodeClose(conn.sender, conn.connId));
       return;
     }

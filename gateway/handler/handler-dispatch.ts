@@ -154,8 +154,7 @@ export class HandlerDispatch implements RouteTarget {
 
   #webSocket(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
     const bridge = this.#opts.webSockets;
-    // The m2gate link has no way yet to keep one connection on one service (docs/websockets.md).
-    if (bridge === undefined || this.pool.config.transport === 'link') return sendShortAnswer(res, 501, 'Not Implemented', { close: true });
+    if (bridge === undefined) return sendShortAnswer(res, 501, 'Not Implemented', { close: true });
     if (!bridge.open(this.pool, req, res, hit)) {
       this.#opts.stats.unavailable++;
       this.failures.noService++;
