@@ -273,6 +273,7 @@ export class Gateway {
       this.#adapter = new Mongrel2Adapter({
         ...this.#opts.mongrel2,
         accept: (socket) => this.#server.emit('connection', socket),
+        webSocket: (req, out) => this.webSockets.relay(req, out, (host, path) => this.#handlerRoute(host, path)),
         logger: this.log.child({ adapter: 'mongrel2' }),
       });
       this.#adapter.start();
@@ -285,6 +286,12 @@ export class Gateway {
     const actual = (this.#server.address() as AddressInfo).port;
     this.log.info({ port: actual, host, handlers: this.pools.map((p) => p.config.sendSpec) }, 'gateway listening');
     return actual;
+  }
+
+  /** The Handler route a path reaches, if it is one. */
+  #handlerRoute(host: string | undefined, path: string): { pool: HandlerTarget; pattern: string } | undefined {
+    const match = this.#table.match(host, path);
+    return match?.route.target instanceof HandlerDispatch ? { pool: match.route.target.pool, pattern: match.pattern } : undefined;
   }
 
   get port(): number {

@@ -18,6 +18,7 @@ import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { shortAnswerBytes } from './short-answer.js';
+import type { RelayIn, RelayOut } from './websocket-bridge.js';
 
 // Mongrel2 kills a connection with more than 16 queued reply messages (§4.5):
 // everything node:http writes in one turn of the event loop goes as one message.
@@ -126,6 +127,8 @@ export interface Mongrel2AdapterOptions {
   recvSpec: string;
   /** Hands a connection to the gateway's HTTP server. */
   accept(socket: Duplex): void;
+  /** Takes a WebSocket handshake (WebSocketBridge.relay); without it WebSockets get 501. */
+  webSocket?(req: M2Request, out: RelayOut): RelayIn;
   logger: Logger;
 }
 
@@ -136,6 +139,8 @@ export class Mongrel2Adapter {
   readonly #pub = new Publisher({ linger: 1000 });
   readonly #out: SendQueue;
   readonly #bridges = new Map<string, BridgeSocket>();
+  /** WebSocket connections relayed to the gateway's Handlers, by Mongrel2 connection. */
+  readonly #sockets = new Map<string, RelayIn>();
   #reading: Promise<void> | undefined;
   #closed = false;
 
@@ -176,15 +181,18 @@ export class Mongrel2Adapter {
       return;
     }
     const key = `${req.sender}\0${req.connId}`;
+    if (req.kind === 'websocket-handshake' || req.kind === 'websocket') return this.#webSocket(key, req);
     if (req.kind === 'disconnect') {
       this.stats.disconnects++;
+      this.#sockets.get(key)?.gone();
+      this.#sockets.delete(key);
       const bridge = this.#bridges.get(key);
       this.#bridges.delete(key);
       bridge?.destroy();
       return;
     }
     if (req.kind !== 'http') {
-      // Uploads over Mongrel2's limit, WebSockets and JSON sockets are not bridged.
+      // Uploads over Mongrel2's limit and JSON sockets are not bridged.
       this.stats.ignored++;
       if (req.kind === 'upload-start') {
         this.#out.send(encodeReply(req.sender, req.connId, shortAnswerBytes(413, 'Entity Too Large')));
@@ -219,7 +227,33 @@ export class Mongrel2Adapter {
     bridge.push(toHttp(req));
   }
 
+  /** WebSockets pass through (websocket-bridge.ts, relay): Mongrel2 already speaks RFC 6455 to the client. */
+  #webSocket(key: string, req: M2Request): void {
+    const { sender, connId } = req;
+    if (req.kind === 'websocket') {
+      const inbound = this.#sockets.get(key);
+      if (inbound) inbound.message(req);
+      else this.stats.ignored++;
+      return;
+    }
+    this.stats.requests++;
+    const out: RelayOut = {
+      send: (body) => this.#out.send(encodeReply(sender, connId, body)),
+      close: () => {
+        this.#sockets.delete(key);
+        this.#out.send(encodeClose(sender, connId));
+      },
+    };
+    if (!this.#opts.webSocket) {
+      out.send(shortAnswerBytes(501, 'Not Implemented'));
+      return out.close();
+    }
+    this.#sockets.set(key, this.#opts.webSocket(req, out));
+  }
+
   #resetAll(): void {
+    for (const inbound of this.#sockets.values()) inbound.gone();
+    this.#sockets.clear();
     for (const bridge of this.#bridges.values()) {
       this.stats.reset++;
       bridge.destroy();

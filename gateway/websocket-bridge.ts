@@ -38,13 +38,13 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { buildHeaders } from './m2-request-builder.js';
-import type { HeaderMap } from '../protocol/m2-request.js';
+import type { HeaderMap, M2Request } from '../protocol/m2-request.js';
 import { acceptKey, closePayload, encodeFrame, flagsHeader, FrameParser, OPCODES, CLOSE_CODES } from '../protocol/ws-frame.js';
 import type { HandlerTarget } from './handler/handler-target.js';
 import type { ReplySink } from './handler/reply-dispatch.js';
 import { nextConnId } from './handler/reply-dispatch.js';
 import { HttpRelay } from './handler/http-relay.js';
-import { sendShortAnswer } from './short-answer.js';
+import { sendShortAnswer, shortAnswerBytes } from './short-answer.js';
 import type { RouteHit } from './route-target.js';
 
 /** Bytes waiting in a client's socket before the gateway gives up on it. */
@@ -140,6 +140,7 @@ export class WebSocketBridge {
   readonly stats: WebSocketStats = { handshakes: 0, opened: 0, messagesIn: 0, messagesOut: 0, protocolErrors: 0, slowClients: 0 };
   readonly #opts: WebSocketBridgeOptions;
   readonly #live = new Set<WsSession>();
+  readonly #relays = new Set<RelaySession>();
 
   constructor(options: WebSocketBridgeOptions) {
     this.#opts = options;
@@ -167,6 +168,141 @@ export class WebSocketBridge {
   /** Shutdown: every connection gets close 1001 (or 503 before its 101) and its handler a disconnect notice. */
   close(): void {
     for (const s of [...this.#live]) s.shutdown();
+    for (const r of [...this.#relays]) r.shutdown();
+  }
+
+  /**
+   * Behind a real Mongrel2 (--mongrel2): Mongrel2 already speaks WebSocket to
+   * the client, so its messages are passed through, not re-framed. The
+   * handshake `req` is routed with the gateway's own table (`route`) and sent
+   * to that Handler with its PATTERN and the gateway's own connection id; its
+   * frames follow with sendMore(); the Handler's replies (the 101, raw frames,
+   * the close) go back to Mongrel2 through `out` unchanged. No Handler route →
+   * 404, none connected → 503, each followed by the close.
+   *
+   * Returns where the connection's later Mongrel2 messages go.
+   */
+  relay(req: M2Request, out: RelayOut, route: (host: string | undefined, path: string) => { pool: HandlerTarget; pattern: string } | undefined): RelayIn {
+    const host = typeof req.headers.host === 'string' ? req.headers.host : undefined;
+    const target = route(host, req.path);
+    const refuse = (status: number, text: string): RelayIn => {
+      out.send(shortAnswerBytes(status, text));
+      out.close();
+      return { message: () => {}, gone: () => {} };
+    };
+    if (!target) return refuse(404, 'Not Found');
+    const session = new RelaySession(target.pool, target.pattern, out, this.#opts, () => this.#relays.delete(session));
+    if (!session.start(req)) return refuse(503, 'Service Unavailable');
+    this.stats.handshakes++;
+    this.#relays.add(session);
+    return session;
+  }
+}
+
+/** Where a relayed connection's replies go: Mongrel2, for its connection id. */
+export interface RelayOut {
+  send(body: Buffer): void;
+  /** The close message. */
+  close(): void;
+}
+
+/** A relayed connection's later messages from Mongrel2. */
+export interface RelayIn {
+  /** A WEBSOCKET message. */
+  message(req: M2Request): void;
+  /** Mongrel2's disconnect notice. */
+  gone(): void;
+}
+
+/** One WebSocket connection relayed from a real Mongrel2 to one of the gateway's Handlers. */
+class RelaySession implements ReplySink, RelayIn {
+  readonly #connId = nextConnId();
+  readonly #pool: HandlerTarget;
+  readonly #pattern: string;
+  readonly #out: RelayOut;
+  readonly #opts: WebSocketBridgeOptions;
+  readonly #onEnd: () => void;
+  #timer: NodeJS.Timeout | undefined;
+  #open = false;
+  #ended = false;
+
+  constructor(pool: HandlerTarget, pattern: string, out: RelayOut, opts: WebSocketBridgeOptions, onEnd: () => void) {
+    this.#pool = pool;
+    this.#pattern = pattern;
+    this.#out = out;
+    this.#opts = opts;
+    this.#onEnd = onEnd;
+  }
+
+  #fields(req: M2Request): { connId: number; path: string; headers: HeaderMap; body: Buffer } {
+    // Mongrel2's own map, with the gateway's route as PATTERN (as for HTTP behind it).
+    const headers: HeaderMap = {};
+    for (const key of Object.keys(req.headers)) headers[key] = key === 'PATTERN' ? this.#pattern : req.headers[key]!;
+    return { connId: this.#connId, path: req.path, headers, body: req.body };
+  }
+
+  start(req: M2Request): boolean {
+    if (!this.#pool.hasPeers || !this.#pool.send(this.#fields(req), this)) return false;
+    this.#timer = setTimeout(() => {
+      if (this.#open) return;
+      this.#out.send(shortAnswerBytes(504, 'Gateway Timeout'));
+      this.#end(true);
+    }, this.#opts.timeoutMs);
+    return true;
+  }
+
+  message(req: M2Request): void {
+    if (this.#ended) return;
+    if (!this.#pool.sendMore(this.#fields(req), this)) {
+      this.#out.send(encodeFrame(OPCODES.CLOSE, closePayload(1011, 'no handler')));
+      this.#end(true);
+    }
+  }
+
+  gone(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#timer);
+    this.#pool.disconnect(this.#connId);
+    this.#pool.release(this.#connId);
+    this.#onEnd();
+  }
+
+  /** Ends the relayed connection from here: Mongrel2 closes it, the Handler is told (when `tell`). */
+  #end(tell: boolean): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#timer);
+    this.#out.close();
+    if (tell) this.#pool.disconnect(this.#connId);
+    this.#pool.release(this.#connId);
+    this.#onEnd();
+  }
+
+  onData(body: Buffer): void {
+    if (this.#ended) return;
+    if (!this.#open) {
+      clearTimeout(this.#timer);
+      this.#open = true;
+      if (isSwitching(body)) this.#pool.hold(this.#connId);
+    }
+    // Mongrel2 copies a handler's bytes to its client: so does the relay, to Mongrel2.
+    this.#out.send(body);
+  }
+
+  onClose(): void {
+    this.#end(false);
+  }
+
+  onFail(status: 502 | 503, message: string): void {
+    if (!this.#open) this.#out.send(shortAnswerBytes(status, message));
+    this.#end(false);
+  }
+
+  shutdown(): void {
+    if (this.#open) this.#out.send(encodeFrame(OPCODES.CLOSE, closePayload(CLOSE_CODES.GOING_AWAY, 'gateway shutting down')));
+    else this.#out.send(shortAnswerBytes(503, 'Service Unavailable'));
+    this.#end(true);
   }
 }
 
