@@ -130,9 +130,10 @@ export class Gateway {
     this.log = options.logger ?? pino({ base: { component: 'gateway' } });
     this.#timeoutMs = options.handlerTimeoutMs ?? 30_000;
     this.#retryAfterS = options.retryAfterSeconds ?? RETRY_AFTER_DEFAULT_S;
-    // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480); a WebSocket message is held to the same.
+    // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
     const maxBodyBytes = settingInt(options.config, 'limits.content_length', 20_480);
-    this.webSockets = new WebSocketBridge({ maxMessageBytes: maxBodyBytes, timeoutMs: this.#timeoutMs, retryAfterS: this.#retryAfterS, log: this.log });
+    // Mongrel2 takes WebSocket messages of any size (measured: 64 MiB); m2gate's own setting bounds them.
+    this.webSockets = new WebSocketBridge({ maxMessageBytes: settingInt(options.config, 'limits.websocket_message', 1 << 20), timeoutMs: this.#timeoutMs, retryAfterS: this.#retryAfterS, log: this.log });
     const handlerOptions = { maxBodyBytes, timeoutMs: this.#timeoutMs, retryAfterS: this.#retryAfterS, stats: this.stats, webSockets: this.webSockets };
     const targets = new Map<ConfigTarget, RouteTarget>();
     const poolsBySpec = new Map<string, HandlerDispatch>();

@@ -21,7 +21,7 @@ after(async () => {
 
 async function rig(encoding: HeaderEncoding, handlerTimeoutMs = 10_000): Promise<{ gw: GatewayRig; handler: FakeHandler }> {
   const h = handlerConf('/handler', SENDERS[encoding], encoding);
-  const gw = await startGateway({ handlers: [h], settings: { 'limits.content_length': LIMIT } }, { handlerTimeoutMs, requestTimeoutMs: 1000, headersTimeoutMs: 1000 });
+  const gw = await startGateway({ handlers: [h], settings: { 'limits.websocket_message': LIMIT } }, { handlerTimeoutMs, requestTimeoutMs: 1000, headersTimeoutMs: 1000 });
   const handler = await fakeHandler(h, gw.pool('/handler'));
   cleanups.push(async () => {
     handler.stop();
@@ -204,4 +204,29 @@ test('a WebSocket upgrade to a route with no Handler connected is 503; shutdown 
   assert.equal(await closing, true);
   handler.stop();
   await gw.close();
+});
+
+test("after the client's close frame the handler has the handler timeout to close; then the gateway closes and tells it", async () => {
+  const side = await rig('json', 300);
+  const { client, id } = await opened(side);
+  client.write(clientClose(1000));
+  const close = await side.handler.next('the close frame');
+  assert.equal(close.msg.headers.FLAGS, '0x88');
+  await client.end();
+  const gone = await side.handler.next('the disconnect notice');
+  assert.deepEqual([gone.msg.kind, gone.msg.connId], ['disconnect', id]);
+});
+
+test('a client that does not read is cut once 8 MiB wait for it, and the handler is told', async () => {
+  const side = sides.tnetstring;
+  const { client, id } = await opened(side);
+  client.socket.pause();
+  const chunk = encodeFrame(OPCODES.BINARY, Buffer.alloc(512 * 1024));
+  const before = side.gw.gateway.webSockets.stats.slowClients;
+  // 40 × 512 KiB: more than the limit plus what the kernel's socket buffers hold.
+  for (let i = 0; i < 40; i++) await side.handler.reply(id, chunk);
+  const gone = await side.handler.next('the disconnect notice');
+  assert.deepEqual([gone.msg.kind, gone.msg.connId], ['disconnect', id]);
+  assert.equal(side.gw.gateway.webSockets.stats.slowClients, before + 1);
+  client.destroy();
 });
