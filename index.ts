@@ -98,8 +98,15 @@ export {
   type RouteOptions,
   type RouteResult,
   type RoutesDefinition,
+  type WebSocketConnection,
+  type WebSocketRef,
+  type WebSocketRoute,
+  type WebSocketOpenResult,
 } from './workers/service-routes.js';
 export type { UploadedFile } from './workers/upload-body.js';
+export { webSocketSend, webSocketClose } from './workers/ws-worker.js';
+// WebSocket framing (RFC 6455), as the gateway and WS routes use it
+export { encodeFrame, FrameParser, acceptKey, closePayload, flagsHeader, flagsOpcode, OPCODES, CLOSE_CODES, type FrameParserEvents, type FrameParserOptions, type EncodeFrameOptions } from './protocol/ws-frame.js';
 export { defineApp, type AppRequest, type AppContext, type AppHandler, type AppRouteOptions, type AppDefinition, type OnReply } from './gateway/app.js';
 export type { CallInit, CallReply } from './gateway/handler/index.js';
 export type { BrubeckReply } from './gateway/brubeck-client.js';

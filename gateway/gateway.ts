@@ -36,6 +36,7 @@ import type { GatewayStatus, HandlerStatus, RestartRecord, RouteKind } from '../
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
 import { awaitContinue } from './expect-continue.js';
 import { UploadStore, uploadStoreConfig } from './upload-spool.js';
+import { acceptUpgrade, WebSocketBridge } from './websocket-bridge.js';
 
 export interface GatewayOptions {
   config: Mongrel2Config;
@@ -118,6 +119,8 @@ export class Gateway {
   readonly #observer: GatewayObserver;
   readonly #metrics: GatewayMetrics | undefined;
   readonly #refused: Record<RefusedCause, number>;
+  /** WebSocket connections bridged to Handlers (websocket-bridge.ts). */
+  readonly webSockets: WebSocketBridge;
   #adapter: Mongrel2Adapter | undefined;
   readonly #uploads: UploadStore | undefined;
   #zap: ZapAuthenticator | undefined;
@@ -131,6 +134,8 @@ export class Gateway {
     this.#retryAfterS = options.retryAfterSeconds ?? RETRY_AFTER_DEFAULT_S;
     const uploadConfig = uploadStoreConfig(options.config, options.cwd);
     this.#uploads = uploadConfig && new UploadStore(uploadConfig);
+    // Mongrel2 takes WebSocket messages of any size (measured: 64 MiB); m2gate's own setting bounds them.
+    this.webSockets = new WebSocketBridge({ maxMessageBytes: settingInt(options.config, 'limits.websocket_message', 1 << 20), timeoutMs: this.#timeoutMs, retryAfterS: this.#retryAfterS, log: this.log });
     const handlerOptions = {
       // §3.3: Mongrel2 inlines bodies up to limits.content_length (default 20480).
       maxBodyBytes: settingInt(options.config, 'limits.content_length', 20_480),
@@ -140,6 +145,7 @@ export class Gateway {
       stats: this.stats,
       log: this.log,
       downloadCredits: settingInt(options.config, 'download.flow_control', 0) !== 0,
+      webSockets: this.webSockets,
     };
     const targets = new Map<ConfigTarget, RouteTarget>();
     const poolsBySpec = new Map<string, HandlerDispatch>();
@@ -217,6 +223,7 @@ export class Gateway {
       awaitContinue(res);
       this.#onRequest(req, res);
     });
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => acceptUpgrade(req, socket, head, (r, res) => this.#onRequest(r, res)));
     this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       // CONNECT has no route here; without a listener node drops the socket silently.
       socket.end(shortAnswerBytes(400, 'Bad Request'));
@@ -280,6 +287,7 @@ export class Gateway {
       this.#adapter = new Mongrel2Adapter({
         ...this.#opts.mongrel2,
         accept: (socket) => this.#server.emit('connection', socket),
+        webSocket: (req, out) => this.webSockets.relay(req, out, (host, path) => this.#handlerRoute(host, path)),
         logger: this.log.child({ adapter: 'mongrel2' }),
       });
       this.#adapter.start();
@@ -292,6 +300,12 @@ export class Gateway {
     const actual = (this.#server.address() as AddressInfo).port;
     this.log.info({ port: actual, host, handlers: this.pools.map((p) => p.config.sendSpec) }, 'gateway listening');
     return actual;
+  }
+
+  /** The Handler route a path reaches, if it is one. */
+  #handlerRoute(host: string | undefined, path: string): { pool: HandlerTarget; pattern: string } | undefined {
+    const match = this.#table.match(host, path);
+    return match?.route.target instanceof HandlerDispatch ? { pool: match.route.target.pool, pattern: match.pattern } : undefined;
   }
 
   get port(): number {
@@ -444,6 +458,8 @@ export class Gateway {
     this.#server.closeIdleConnections();
     // Logged after the listener is closed, so a reader of this line can rely on it.
     this.log.info({ inFlight: this.#inFlight.size }, 'gateway stopped accepting');
+    // Open WebSockets would hold the drain to its timeout: they get close 1001 now.
+    this.webSockets.close();
     let drained = this.#inFlight.size === 0;
     if (!drained) {
       drained = await new Promise<boolean>((resolve) => {

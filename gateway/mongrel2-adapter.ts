@@ -21,6 +21,7 @@ import { shortAnswerBytes } from './short-answer.js';
 import { BridgeSocket } from './bridge-socket.js';
 import { creditsOf } from '../protocol/download-credits.js';
 import { Mongrel2Uploads, type UploadBridgeStats } from './mongrel2-upload.js';
+import type { RelayIn, RelayOut } from './websocket-bridge.js';
 
 export interface AdapterStats extends UploadBridgeStats {
   requests: number;
@@ -64,6 +65,8 @@ export interface Mongrel2AdapterOptions {
   recvSpec: string;
   /** Hands a connection to the gateway's HTTP server. */
   accept(socket: Duplex): void;
+  /** Takes a WebSocket handshake (WebSocketBridge.relay); without it WebSockets get 501. */
+  webSocket?(req: M2Request, out: RelayOut): RelayIn;
   logger: Logger;
   /** The front's `upload.temp_store` as this process reaches it: async uploads are bridged (mongrel2-upload.ts). */
   uploadStore?: string | undefined;
@@ -77,6 +80,8 @@ export class Mongrel2Adapter {
   readonly #pub = new Publisher({ linger: 1000 });
   readonly #out: SendQueue;
   readonly #bridges = new Map<string, BridgeSocket>();
+  /** WebSocket connections relayed to the gateway's Handlers, by Mongrel2 connection. */
+  readonly #sockets = new Map<string, RelayIn>();
   #reading: Promise<void> | undefined;
   #closed = false;
 
@@ -118,8 +123,11 @@ export class Mongrel2Adapter {
       return;
     }
     const key = `${req.sender}\0${req.connId}`;
+    if (req.kind === 'websocket-handshake' || req.kind === 'websocket') return this.#webSocket(key, req);
     if (req.kind === 'disconnect') {
       this.stats.disconnects++;
+      this.#sockets.get(key)?.gone();
+      this.#sockets.delete(key);
       const bridge = this.#bridges.get(key);
       this.#bridges.delete(key);
       bridge?.destroy();
@@ -141,7 +149,7 @@ export class Mongrel2Adapter {
       upload = this.#uploads.accept(req);
       if (!upload) return this.#refuse(req, 400, 'Bad Request');
     } else if (req.kind !== 'http') {
-      // Uploads without --mongrel2-upload-store, WebSockets and JSON sockets are not bridged.
+      // Uploads without --mongrel2-upload-store and JSON sockets are not bridged.
       this.stats.ignored++;
       // (An upload-done here can only carry a client's own forged headers: its start got the 413.)
       if (req.kind === 'upload-start' || req.kind === 'upload-done') this.#refuse(req, 413, 'Entity Too Large');
@@ -201,7 +209,33 @@ export class Mongrel2Adapter {
     this.#out.send(encodeClose(req.sender, req.connId));
   }
 
+  /** WebSockets pass through (websocket-bridge.ts, relay): Mongrel2 already speaks RFC 6455 to the client. */
+  #webSocket(key: string, req: M2Request): void {
+    const { sender, connId } = req;
+    if (req.kind === 'websocket') {
+      const inbound = this.#sockets.get(key);
+      if (inbound) inbound.message(req);
+      else this.stats.ignored++;
+      return;
+    }
+    this.stats.requests++;
+    const out: RelayOut = {
+      send: (body) => this.#out.send(encodeReply(sender, connId, body)),
+      close: () => {
+        this.#sockets.delete(key);
+        this.#out.send(encodeClose(sender, connId));
+      },
+    };
+    if (!this.#opts.webSocket) {
+      out.send(shortAnswerBytes(501, 'Not Implemented'));
+      return out.close();
+    }
+    this.#sockets.set(key, this.#opts.webSocket(req, out));
+  }
+
   #resetAll(): void {
+    for (const inbound of this.#sockets.values()) inbound.gone();
+    this.#sockets.clear();
     for (const bridge of this.#bridges.values()) {
       this.stats.reset++;
       bridge.destroy();

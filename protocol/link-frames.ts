@@ -11,6 +11,7 @@ export type LinkMessage =
   | { command: 'REQUEST'; message: Buffer }
   | { command: 'DISCONNECT'; message: Buffer }
   | { command: 'NOTICE'; message: Buffer }
+  | { command: 'FRAME'; message: Buffer }
   | { command: 'REPLY'; credit: number; message: Buffer }
   | { command: 'CREDIT'; credit: number }
   | { command: 'HEARTBEAT' }
@@ -24,8 +25,8 @@ export type LinkCommand = LinkMessage['command'];
 // service about 20 us more CPU per request than PUSH/SUB on a trivial route
 // (measured: every frame is another message part for ZeroMQ to queue, frame
 // and signal), so the fields share one frame.
-const ARGS: Record<LinkCommand, number> = { READY: 3, REQUEST: 0, DISCONNECT: 0, NOTICE: 0, REPLY: 1, CREDIT: 1, HEARTBEAT: 0, BYE: 0, METRICS: 0 };
-const PAYLOAD: Record<LinkCommand, boolean> = { READY: false, REQUEST: true, DISCONNECT: true, NOTICE: true, REPLY: true, CREDIT: false, HEARTBEAT: false, BYE: false, METRICS: true };
+const ARGS: Record<LinkCommand, number> = { READY: 3, REQUEST: 0, DISCONNECT: 0, NOTICE: 0, FRAME: 0, REPLY: 1, CREDIT: 1, HEARTBEAT: 0, BYE: 0, METRICS: 0 };
+const PAYLOAD: Record<LinkCommand, boolean> = { READY: false, REQUEST: true, DISCONNECT: true, NOTICE: true, FRAME: true, REPLY: true, CREDIT: false, HEARTBEAT: false, BYE: false, METRICS: true };
 const MAX_NUMBER = 999_999;
 /** The longest header line read: version, command, numbers and a service name. */
 const MAX_HEADER = 512;
@@ -77,6 +78,7 @@ export function decodeLink(frames: readonly Buffer[]): LinkMessage {
     case 'REQUEST':
     case 'DISCONNECT':
     case 'NOTICE':
+    case 'FRAME':
       return { command: cmd, message: payload() };
     case 'METRICS':
       return { command: cmd, report: payload() };
@@ -123,6 +125,7 @@ export function encodeLink(message: LinkMessage): Buffer[] {
     case 'REQUEST':
     case 'DISCONNECT':
     case 'NOTICE':
+    case 'FRAME':
       return [Buffer.concat([header(message.command, true), message.message])];
     case 'METRICS':
       return [Buffer.concat([header('METRICS', true), message.report])];

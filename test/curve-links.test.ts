@@ -71,8 +71,10 @@ for (const transport of ['link', 'mongrel2'] as const) {
   test(`CURVE (${transport}): the allow-listed service serves; an intruder's key is denied and its forged replies reach no client`, async () => {
     const r = await rig(transport);
     const service = spawn(serviceArgs(r, transport));
-    if (transport === 'link') await r.gateway.waitFor((l) => l.msg === 'handler connected', 'the service registered');
-    else await service.waitFor((l) => l.msg === 'connected to the front', 'the service connected');
+    // Over PUSH/SUB too the gateway answers 503 until its PUSH has accepted the service, which
+    // may come after the service logs its own connect: wait for the gateway's side.
+    await r.gateway.waitFor((l) => l.msg === 'handler connected', 'the gateway has the service');
+    if (transport === 'mongrel2') await service.waitFor((l) => l.msg === 'connected to the front', 'the service connected');
     const first = await get(r.port, '/svc/hello');
     assert.equal(first.status, 200);
     assert.equal(first.body.toString(), 'hello');

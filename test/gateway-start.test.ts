@@ -8,6 +8,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { exchange, get, spawnM2gate, type LoggedProcess } from './helpers/gateway.js';
+import { WebSocket } from 'undici';
+import { pythonSession } from './helpers/ws-session.js';
+import { withDeadline } from './helpers/ws-client.js';
 
 let m2gate: LoggedProcess | undefined;
 after(async () => {
@@ -15,7 +18,7 @@ after(async () => {
   await m2gate?.exited;
 });
 
-test('m2gate start: the page, /svc/hello, /svc/fib/20, /app/hello, /service/sync, then SIGTERM → exit 0', async () => {
+test('m2gate start: the page, /svc/hello, /svc/fib/20, /app/hello, /service/sync, the WebSocket echo and chat, then SIGTERM → exit 0', async () => {
   const p = spawnM2gate(['start', '--port', '0', '--workers', '1']);
   m2gate = p;
   const serving = await p.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('m2gate is serving'), 'm2gate is serving');
@@ -55,6 +58,22 @@ test('m2gate start: the page, /svc/hello, /svc/fib/20, /app/hello, /service/sync
   const sync = await get(port, '/service/sync?ms=50&data=x');
   assert.equal(sync.status, 200);
   assert.deepEqual(JSON.parse(sync.body.toString()), { data: 'x', via: 'ctx.call' });
+
+  // The demo's WebSocket routes over the m2gate link: python3-websockets on the echo, undici on the chat.
+  assert.deepEqual(await pythonSession(`ws://127.0.0.1:${port}/svc/echo`), { got: ['hello', [0, 1, 2, 254, 255], 'frag-ment', 'pong'], close_code: 1000, close_reason: '' });
+  const chat = new WebSocket(`ws://127.0.0.1:${port}/svc/chat`);
+  const heard: string[] = [];
+  const done = new Promise<void>((resolve) => {
+    chat.addEventListener('message', (e) => {
+      heard.push(String(e.data));
+      if (heard.length === 2) chat.send('hi');
+      if (heard.length === 3) chat.close();
+    });
+    chat.addEventListener('close', () => resolve());
+  });
+  await withDeadline(done, 'the chat session');
+  const id = /^welcome #(\d+)$/.exec(heard[0]!)?.[1];
+  assert.deepEqual(heard, [`welcome #${id}`, `#${id} joined`, `#${id}: hi`]);
 
   p.child.kill('SIGTERM');
   const exit = await p.exited;

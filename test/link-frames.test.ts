@@ -42,6 +42,9 @@ test('the READY name is UTF-8 both ways and may hold spaces; payloads are carrie
   assert.deepEqual(reply.command === 'REPLY' && reply.message, binary);
   // An empty payload is still a payload: the LF is there.
   assert.deepEqual(decodeLink([b('M2GL1 REQUEST\n')]), { command: 'REQUEST', message: Buffer.alloc(0) });
+  // FRAME (a WebSocket connection's later message) carries a payload, like REQUEST.
+  assert.deepEqual(decodeLink([b('M2GL1 FRAME\nx')]), { command: 'FRAME', message: b('x') });
+  assert.throws(() => decodeLink([b('M2GL1 FRAME')]), /FRAME needs a payload/);
 });
 
 const payload = fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a));
@@ -52,6 +55,7 @@ const anyMessage: fc.Arbitrary<LinkMessage> = fc.oneof(
   fc.record({ command: fc.constant('REQUEST' as const), message: payload }),
   fc.record({ command: fc.constant('DISCONNECT' as const), message: payload }),
   fc.record({ command: fc.constant('NOTICE' as const), message: payload }),
+  fc.record({ command: fc.constant('FRAME' as const), message: payload }),
   fc.record({ command: fc.constant('REPLY' as const), credit, message: payload }),
   fc.record({ command: fc.constant('CREDIT' as const), credit }),
   fc.constant({ command: 'HEARTBEAT' as const }),

@@ -28,10 +28,11 @@ const HTTP_PORT = 8080;
 const ADMIN_PORT = 6768;
 const LINK_PORT = 9997;
 const STATS_PORT = 8404;
-// Fast, so that faults are noticed within a phase, yet 1 s of silence: a gateway's heartbeat may
+// Fast, so that faults are noticed within a phase, yet 1.6 s of silence: a gateway's heartbeat may
 // trail its last message by up to two intervals, plus the slow host's latency, plus a loaded
-// machine's scheduling delays (3 intervals here lost healthy services now and then).
-const HEARTBEAT = ['--heartbeat-ms', '200', '--liveness', '5'];
+// machine's scheduling delays (3 intervals here lost healthy services now and then, and 5 did
+// once while the rest of the suite ran beside it).
+const HEARTBEAT = ['--heartbeat-ms', '200', '--liveness', '8'];
 /** Each load phase: bounded in time and in count. */
 const PHASE_MS = 3000;
 const MAX_REQUESTS = 3000;

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { setTimeout as delay } from 'node:timers/promises';
-import { defineRoutes, type ServiceRequest } from './service-routes.js';
+import { defineRoutes, type ServiceRequest, type WebSocketConnection } from './service-routes.js';
 
 function fib(n: number): number {
   return n < 2 ? n : fib(n - 1) + fib(n - 2);
@@ -78,4 +78,23 @@ export default defineRoutes({
       return { data: Array.isArray(data) ? data[0] : (data ?? null) };
     },
   },
+
+  /**
+   * A chat room over WebSocket: every text message goes to everyone in the room
+   * in one multi-id reply; binary messages are echoed to their sender only.
+   */
+  'WS /svc/chat': {
+    open: (ws: WebSocketConnection) => {
+      ws.send(`welcome #${ws.id}`);
+      ws.broadcast(`#${ws.id} joined`);
+    },
+    message: (ws: WebSocketConnection, data: string | Buffer) => {
+      if (typeof data !== 'string') return ws.send(data);
+      ws.broadcast(`#${ws.id}: ${data}`);
+    },
+    close: (ws: WebSocketConnection) => ws.broadcast(`#${ws.id} left`),
+  },
+
+  /** Echo: each message back to its sender, as it came (text or binary). */
+  'WS /svc/echo': { message: (ws: WebSocketConnection, data: string | Buffer) => ws.send(data) },
 });

@@ -231,8 +231,10 @@ export class LinkFront implements Front {
         this.#held++;
         this.#events.onMessage(message.message, true, this.#origin);
         return;
+      // FRAME: a later message of a WebSocket connection this service holds, uncharged (m2gate-link.md).
       case 'DISCONNECT':
       case 'NOTICE':
+      case 'FRAME':
         this.#events.onMessage(message.message, false, this.#origin);
         return;
       case 'HEARTBEAT':

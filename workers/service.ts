@@ -40,6 +40,7 @@ import { ThreadPool } from './thread-pool.js';
 import { ServiceMetrics } from '../admin/service-metrics.js';
 import { PacedFront } from './paced-reply.js';
 import { creditsOf } from '../protocol/download-credits.js';
+import { WsRoutes, wsRouteInfo, type WsRouteInfo } from './ws-routes.js';
 import type { AdminSource, Readiness } from '../admin/admin-server.js';
 import { intakeUpload, refusedAtStart, removeUpload, UploadStoreReader, type UploadIntake } from './upload-body.js';
 
@@ -103,6 +104,9 @@ export class Service {
   #routeTimeouts: Array<number | undefined> = [];
   #routeUploads: boolean[] = [];
   readonly #uploads: UploadStoreReader | undefined;
+  /** The `'WS /path'` routes (ws-routes.ts). */
+  #ws!: WsRoutes;
+  #wsInfo = new Map<number, WsRouteInfo>();
   #front!: PacedFront;
   /** start() has set up the pool and the front. */
   #running = false;
@@ -184,14 +188,18 @@ export class Service {
     // are twice as many slots as live tasks can ever need.
     const slots = 2 * (workers + maxQueue);
     this.#aborts = new TaskAborts(slots, this.#opts.abortGraceMs, (p, thread) => this.#terminate(p, thread));
+    const wsChannel = `m2gate-ws-${randomUUID()}`;
     ({ pool: this.#pool, routes: this.#routes } = await ThreadPool.start(
-      { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, batchMs: this.#opts.batchMs, abort: this.#aborts.shared, log: this.log },
+      { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, batchMs: this.#opts.batchMs, abort: this.#aborts.shared, wsChannel, log: this.log },
       (routes) => {
         this.#routeTimeouts = routes.map((r) => r.timeoutMs);
         this.#routeUploads = routes.map((r) => r.uploads);
+        this.#wsInfo = wsRouteInfo(routes);
         return compileMethodRoutes(routes);
       },
     ));
+    const wsDeps = { routes: this.#routes, wsRoutes: this.#wsInfo, timeoutMs: this.#opts.timeoutMs, channel: wsChannel, log: this.log };
+    this.#ws = new WsRoutes({ ...wsDeps, run: (task) => this.#pool.runWs(task), send: (m, credit, origin) => this.#front.send(m, credit, origin), refund: (n, origin) => this.#front.giveBack(n, origin) });
 
     this.#front = new PacedFront(makeFront(this.#opts, gateways, this.#linkName, this.log, this.#metrics), { stallMs: this.#opts.timeoutMs, log: this.log });
     this.#credit = new CreditLedger(this.#front);
@@ -245,10 +253,15 @@ export class Service {
       case 'disconnect':
         this.#abandon(`${origin}\0${req.sender}\0${req.connId}`);
         this.#front.forget(req.sender, req.connId, origin);
+        this.#ws.gone(req.sender, req.connId, origin);
         return false;
       case 'credits':
         if (!this.#front.grant(req.sender, req.connId, creditsOf(req) ?? 0, origin)) this.stats.ignored++;
         return false;
+      case 'websocket-handshake':
+      case 'websocket':
+        // Its own rules (ws-routes.ts), which return a handshake's credit with its answer.
+        return this.#ws.onMessage(req, charged, origin);
       case 'http':
       case 'upload-done':
         break;
@@ -305,6 +318,7 @@ export class Service {
     const found = matchMethodRoute(this.#routes, method, p.req.path);
     if (found.badEncoding) return this.#answer(p, 400, 'Bad Request\n');
     if (!found.route) {
+      if (found.allow?.join() === 'WS') return this.#answer(p, 426, 'Upgrade Required\n', { Upgrade: 'websocket' });
       if (found.allow) return this.#answer(p, 405, 'Method Not Allowed\n', { Allow: found.allow.join(', ') });
       return this.#answer(p, 404, 'Not Found\n');
     }
@@ -443,6 +457,7 @@ export class Service {
       this.#answer(p, 503, 'Service Unavailable\n', { 'Retry-After': String(this.#opts.retryAfterSeconds) });
       this.#aborts.abort(p);
     }
+    this.#ws.close();
     await this.#front.close();
     this.#aborts.close();
     const hops = this.#pool.batchStats;

@@ -1,10 +1,13 @@
 /** What crosses between the service's main thread and its piscina workers. */
+import type { HeaderMap } from '../protocol/m2-request.js';
 import type { AbortShared } from './abort-protocol.js';
 import type { UploadedFile } from './upload-body.js';
 
 export interface WorkerConfig {
   /** file: URL of the user's compiled routes module. */
   routesModule: string;
+  /** The BroadcastChannel name on which webSocketSend() reaches this service's main thread (ws-routes.ts). */
+  wsChannel: string;
   /** The cooperative abort's shared memory and channel (abort-protocol.ts). */
   abort: AbortShared;
 }
@@ -51,7 +54,49 @@ export interface BatchResult {
 }
 
 export interface DescribeResult {
-  routes: Array<{ pattern: string; timeoutMs: number | undefined; uploads: boolean }>;
+  routes: Array<{ pattern: string; timeoutMs: number | undefined; uploads: boolean; ws?: { open: boolean; message: boolean; close: boolean; background: boolean } }>;
+}
+
+/** One event of a WebSocket route's connection (ws-routes.ts → ws-worker.ts). */
+export interface WsTask {
+  kind: 'ws';
+  event: 'open' | 'message' | 'close';
+  route: number;
+  connId: number;
+  sender: string;
+  /** The gateway it came through (front.ts). */
+  origin: number;
+  path: string;
+  params: Record<string, string>;
+  headers: HeaderMap;
+  /** message: the payload. */
+  data: Uint8Array;
+  /** message: a binary frame (else text). */
+  binary: boolean;
+  /** close: the code and reason it ended with. */
+  code: number;
+  reason: string;
+}
+
+/** Where a frame a handler sent goes: its own connection, ids, or every connection of the route. */
+export type WsTarget = 'self' | 'route' | number[];
+
+export interface WsOutput {
+  to: WsTarget;
+  /** A whole server frame. */
+  frame: Uint8Array;
+}
+
+export interface WsResult {
+  /** open: false when the route refused; `refusal` is then the HTTP response. */
+  accepted: boolean;
+  refusal?: Uint8Array;
+  out: WsOutput[];
+  /** The handler called ws.close(code, reason). */
+  close?: { code: number; reason: string };
+  thread: number;
+  errorId?: string;
+  error?: string;
 }
 
 export interface RunResult {
@@ -69,4 +114,4 @@ export interface RunResult {
   aborted?: boolean;
 }
 
-export type WorkerTask = DescribeTask | RunTask | BatchTask;
+export type WorkerTask = DescribeTask | RunTask | BatchTask | WsTask;

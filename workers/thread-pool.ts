@@ -11,7 +11,7 @@ import { Piscina } from 'piscina';
 import { ERROR_CODES, M2gateError } from '../protocol/errors.js';
 import type { Logger } from 'pino';
 import type { AbortShared } from './abort-protocol.js';
-import type { BatchResult, DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+import type { BatchResult, DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask, WsResult, WsTask } from './task.js';
 import { TaskBatcher } from './task-batcher.js';
 
 export interface ThreadPoolOptions {
@@ -27,13 +27,17 @@ export interface ThreadPoolOptions {
   maxHeapMb: number | undefined;
   /** The cooperative abort's shared memory (abort-main.ts `shared`). */
   abort: AbortShared;
+  /** The BroadcastChannel of webSocketSend() (ws-routes.ts). */
+  wsChannel: string;
   log: Logger;
+  /** Keep each thread's event loop running between tasks (set by start() itself for WebSocket routes). */
+  eventLoop?: boolean;
 }
 
 /** The routes as the module defines them, in definition order (a task's `route` indexes them). */
 export type DescribedRoutes = DescribeResult['routes'];
 
-type Pool = Piscina<WorkerTask, RunResult | DescribeResult | BatchResult>;
+type Pool = Piscina<WorkerTask, RunResult | DescribeResult | BatchResult | WsResult>;
 
 export class ThreadPool {
   readonly #pool: Pool;
@@ -84,11 +88,11 @@ export class ThreadPool {
    */
   static async start<T>(options: ThreadPoolOptions, readRoutes: (routes: DescribedRoutes) => T): Promise<{ pool: ThreadPool; routes: T }> {
     const { workers, routesModule } = options;
-    const workerData: WorkerConfig = { routesModule, abort: options.abort };
+    const workerData: WorkerConfig = { routesModule, abort: options.abort, wsChannel: options.wsChannel };
     // dist/ runs worker-entry.js; under tsx (tests, dev) worker-entry.ts, whose
     // loader the threads inherit from --import tsx.
     const ext = extname(fileURLToPath(import.meta.url));
-    const pool: Pool = new Piscina<WorkerTask, RunResult | DescribeResult | BatchResult>({
+    const pool: Pool = new Piscina<WorkerTask, RunResult | DescribeResult | BatchResult | WsResult>({
       filename: new URL(`./worker-entry${ext}`, import.meta.url).href,
       minThreads: workers,
       maxThreads: workers,
@@ -99,6 +103,10 @@ export class ThreadPool {
       // With the default (false) some tasks starved under sustained load here (DESIGN.md).
       stricterFIFO: true,
       idleTimeout: Number.POSITIVE_INFINITY,
+      // piscina's default parks an idle thread in Atomics.wait: its timers and channel posts
+      // stop between tasks. A WebSocket route with `background: true` sends at any time
+      // (webSocketSend), so its service takes the 'async' mode, which piscina documents as slower.
+      atomics: options.eventLoop === true ? 'async' : 'sync',
       ...(options.maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } }),
       workerData,
     });
@@ -116,7 +124,8 @@ export class ThreadPool {
       const failed = described.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
       const { routes } = (described[0] as PromiseFulfilledResult<DescribeResult>).value;
-      return { pool: new ThreadPool(pool, workers, options.batchMs), routes: readRoutes(routes) };
+      // The module is known only once a thread has loaded it: start again in the other mode.
+      if (options.eventLoop === true || !routes.some((r) => r.ws?.background === true)) return { pool: new ThreadPool(pool, workers, options.batchMs), routes: readRoutes(routes) };
     } catch (err) {
       await pool.destroy();
       // The error crossed from the worker thread without Node's source excerpt:
@@ -125,11 +134,18 @@ export class ThreadPool {
       const why = name && name !== 'Error' ? `${name}: ${message}` : message;
       throw new M2gateError(ERROR_CODES.MODULE, `cannot load routes module ${routesModule}: ${why}`, { cause: err });
     }
+    await pool.destroy();
+    return ThreadPool.start({ ...options, eventLoop: true }, readRoutes);
   }
 
   /** Queues the task; rejects when its thread dies under it. */
   run(task: RunTask): Promise<RunResult> {
     return this.#batcher.run(task);
+  }
+
+  /** Queues one event of a WebSocket route (ws-routes.ts); rejects when its thread dies under it. */
+  runWs(task: WsTask): Promise<WsResult> {
+    return this.#pool.run(task) as Promise<WsResult>;
   }
 
   /**

@@ -15,7 +15,8 @@ import { parseQuery } from '../protocol/method-router.js';
 import { readServiceRoutes, type ServiceRouteEntry, type ServiceRequest } from './service-routes.js';
 import { textResponse, toHttpResponse } from './result.js';
 import { AbortListener } from './abort-worker.js';
-import type { BatchResult, DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask } from './task.js';
+import type { BatchResult, DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask, WsResult } from './task.js';
+import { runWsTask } from './ws-worker.js';
 
 const config = workerData as WorkerConfig;
 const aborts = new AbortListener(config.abort);
@@ -91,10 +92,15 @@ async function runBatch(tasks: RunTask[]): Promise<BatchResult> {
   return { results };
 }
 
-export default async function handle(task: WorkerTask): Promise<RunResult | DescribeResult | BatchResult> {
+export default async function handle(task: WorkerTask): Promise<RunResult | DescribeResult | BatchResult | WsResult> {
   if (task.kind === 'describe') {
     const entries = await routes();
-    return { routes: entries.map(({ pattern, timeoutMs, uploads }) => ({ pattern, timeoutMs, uploads })) };
+    return { routes: entries.map(({ pattern, timeoutMs, uploads, ws }) => ({ pattern, timeoutMs, uploads, ...(ws ? { ws: { open: ws.open !== undefined, message: ws.message !== undefined, close: ws.close !== undefined, background: ws.background === true } } : {}) })) };
+  }
+  if (task.kind === 'ws') {
+    const entry = (await routes())[task.route];
+    if (entry?.ws === undefined) throw new M2gateError(ERROR_CODES.MODULE, `no WebSocket route #${task.route} in the routes module`);
+    return runWsTask(task, entry);
   }
   if (task.kind === 'batch') return runBatch(task.tasks);
   return runTask(task);

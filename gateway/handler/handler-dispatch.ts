@@ -29,6 +29,7 @@ import { CreditReturn } from './download-credits.js';
 import { withDownloadCredits } from '../../protocol/download-credits.js';
 import type { UploadStore } from '../upload-spool.js';
 import { serveUpload } from './upload-flow.js';
+import { isUpgradeRequest, isWebSocketUpgrade, type WebSocketBridge } from '../websocket-bridge.js';
 
 export interface HandlerDispatchOptions {
   /** Body bytes a request may carry: Mongrel2's `limits.content_length`. */
@@ -45,6 +46,8 @@ export interface HandlerDispatchOptions {
   downloadCredits?: boolean;
   /** `upload.temp_store`: where bodies over maxBodyBytes go (upload-flow.ts). */
   uploads?: UploadStore | undefined;
+  /** Bridges WebSocket upgrades (gateway/websocket-bridge.ts); without it they get 501. */
+  webSockets?: WebSocketBridge;
 }
 
 export interface HandlerDispatchStats {
@@ -130,6 +133,7 @@ export class HandlerDispatch implements RouteTarget {
   /** A service is there: read the body (or refuse it) and send the request. */
   #accept(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
     const { stats, maxBodyBytes } = this.#opts;
+    if (isUpgradeRequest(req) && isWebSocketUpgrade(req)) return this.#webSocket(req, res, hit);
     const declared = req.headers['content-length'];
     const { uploads } = this.#opts;
     // Mongrel2 spools every chunked body too (§3.3): its length is not known when the head is.
@@ -165,6 +169,16 @@ export class HandlerDispatch implements RouteTarget {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
       this.#send(req, res, hit.pattern, body);
     });
+  }
+
+  #webSocket(req: IncomingMessage, res: ServerResponse, hit: RouteHit): void {
+    const bridge = this.#opts.webSockets;
+    if (bridge === undefined) return sendShortAnswer(res, 501, 'Not Implemented', { close: true });
+    if (!bridge.open(this.pool, req, res, hit)) {
+      this.#opts.stats.unavailable++;
+      this.failures.noService++;
+      sendShortAnswer(res, 503, 'Service Unavailable', { close: true, retryAfterS: this.#opts.retryAfterS });
+    }
   }
 
   #send(req: IncomingMessage, res: ServerResponse, pattern: string, body: Buffer): void {

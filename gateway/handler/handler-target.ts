@@ -46,6 +46,14 @@ export interface HandlerTarget {
   send(fields: Omit<RequestFields, 'sender'>, sink: ReplySink): boolean;
   /** Stops routing replies for `connId` (its response is complete). */
   release(connId: number): void;
+  /**
+   * `connId` became a WebSocket: its replies keep going to its sink, and
+   * sendMore() sends its later messages to the same handler (over the link, the
+   * service that took its handshake), until release() or disconnect().
+   */
+  hold(connId: number): void;
+  /** A later message of a connection sent with send() (a WebSocket frame). False when it cannot go. */
+  sendMore(fields: Omit<RequestFields, 'sender'>, sink: ReplySink): boolean;
   /** The client went away or timed out: tell the handler (§3.6). */
   disconnect(connId: number): void;
   /** `bytes` of `connId`'s reply reached the client: the download credits notice (§3.7). */

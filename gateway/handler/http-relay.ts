@@ -76,7 +76,9 @@ export class HttpRelay implements ReplySink {
   #writeHead(head: ParsedHead): void {
     const headers: string[] = [];
     for (const [name, value] of head.headers) {
-      if (!HOP_BY_HOP.has(name.toLowerCase())) headers.push(name, value);
+      const lower = name.toLowerCase();
+      // A 426 must say which protocol to upgrade to (RFC 9110 §15.5.22): its Upgrade stays.
+      if (!HOP_BY_HOP.has(lower) || (lower === 'upgrade' && head.status === 426)) headers.push(name, value);
     }
     if (!head.keepAlive) headers.push('Connection', 'close');
     this.#res.writeHead(head.status, head.reason, headers);

@@ -81,6 +81,8 @@ export class LinkPool implements HandlerTarget {
   readonly #queueTimeoutMs: number;
   readonly #linkStats = { registered: 0, lost: 0, malformedLink: 0 };
   #peerWaiters: Array<() => void> = [];
+  /** WebSocket connections (hold()) and the service that holds each. */
+  readonly #held = new Map<number, Peer>();
   /** Services lost lately, newest last: shown as down for LOST_SHOWN_MS. */
   #lost: Array<{ name: string; threads: number; at: number }> = [];
   #heartbeat: NodeJS.Timeout | undefined;
@@ -219,10 +221,39 @@ export class LinkPool implements HandlerTarget {
   release(connId: number): void {
     this.#replies.release(connId);
     this.#sched.finish(connId);
+    this.#held.delete(connId);
+  }
+
+  /**
+   * The handshake's job is done (its credit comes back with the 101) but the
+   * connection stays with that service: its frames go there as FRAME, which
+   * uses no credit (protocol/m2gate-link.md).
+   */
+  hold(connId: number): void {
+    const peer = this.#sched.job(connId)?.peer as Peer | undefined;
+    if (!peer) return;
+    this.#held.set(connId, peer);
+    this.#sched.finish(connId);
+  }
+
+  sendMore(fields: Omit<RequestFields, 'sender'>, sink: ReplySink): boolean {
+    // Before the 101 the handshake's job still names its service.
+    const peer = this.#held.get(fields.connId) ?? (this.#sched.job(fields.connId)?.peer as Peer | undefined);
+    if (this.#closed || !peer || this.#peers.get(peer.key) !== peer) return false;
+    this.#replies.register(fields.connId, sink);
+    this.#sendTo(peer, encodeLink({ command: 'FRAME', message: encodeRequest({ ...fields, sender: this.config.sendIdent }, this.config.protocol) }));
+    this.#replies.stats.sent++;
+    return true;
   }
 
   disconnect(connId: number): void {
     this.#replies.forget(connId);
+    const held = this.#held.get(connId);
+    if (held) {
+      this.#held.delete(connId);
+      if (!this.#closed) this.#sendTo(held, encodeLink({ command: 'DISCONNECT', message: encodeDisconnect(this.config.sendIdent, connId, this.config.protocol) }));
+      return;
+    }
     const job = this.#sched.finish(connId);
     // Only the service holding the request hears of it (§3.6 can only load-balance).
     // The scheduler only ever holds this pool's own peers.
@@ -314,7 +345,7 @@ export class LinkPool implements HandlerTarget {
       name,
       liveness: new Liveness(this.#livenessOptions),
       // The link's rule: only the service holding a request may answer it.
-      owns: (connId) => this.#sched.job(connId)?.peer === peer,
+      owns: (connId) => this.#sched.job(connId)?.peer === peer || this.#held.get(connId) === peer,
       onReplied: (connId) => {
         const job = this.#sched.job(connId);
         if (job) job.replied = true;
@@ -356,6 +387,12 @@ export class LinkPool implements HandlerTarget {
     this.#lost.push({ name: peer.name, threads: peer.threads, at: Date.now() });
     if (this.#lost.length > LOST_SHOWN_MAX) this.#lost.shift();
     const { retried, failed } = this.#sched.losePeer(peer);
+    // Its WebSockets end with it: their state was in that service.
+    for (const [connId, holder] of this.#held) {
+      if (holder !== peer) continue;
+      this.#held.delete(connId);
+      this.#replies.fail(connId, 502, 'Bad Gateway');
+    }
     // While the gateway closes, services leaving is the expected end, not a fault.
     if (this.#closed) this.#log.info({ service: peer.name, why, services: this.services }, 'handler gone (gateway closing)');
     else this.#log.warn({ service: peer.name, why, retried, failed, services: this.services }, 'handler lost');

@@ -102,6 +102,14 @@ export class PushSubPool implements HandlerTarget {
     this.#replies.release(connId);
   }
 
+  /** PUSH/SUB has nothing to pin: the sink stays registered until release(). */
+  hold(_connId: number): void {}
+
+  /** Like any message: PUSH round-robins it across the connected handlers, as Mongrel2's does. */
+  sendMore(fields: Omit<RequestFields, 'sender'>, sink: ReplySink): boolean {
+    return this.send(fields, sink);
+  }
+
   /** The client went away or timed out: tell the handler, as Mongrel2 does (§3.6). */
   disconnect(connId: number): void {
     this.#replies.forget(connId);

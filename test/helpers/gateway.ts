@@ -43,6 +43,8 @@ export interface HandlerConf {
   recvSpec: string;
   recvIdent?: string;
   protocol?: HeaderEncoding;
+  /** 'link': the m2gate link (a ROUTER on send_spec). */
+  transport?: 'link';
 }
 
 /** A Handler on fresh ipc:// endpoints. */
@@ -61,7 +63,7 @@ export interface ConfOptions {
 export function confText(opts: ConfOptions): string {
   const handlers = (opts.handlers ?? []).map(
     (h, i) =>
-      `h${i} = Handler(send_spec='${h.sendSpec}', send_ident='${h.sendIdent}', recv_spec='${h.recvSpec}', recv_ident='${h.recvIdent ?? ''}', protocol='${h.protocol ?? 'json'}')`,
+      `h${i} = Handler(send_spec='${h.sendSpec}', send_ident='${h.sendIdent}', recv_spec='${h.recvSpec}', recv_ident='${h.recvIdent ?? ''}', protocol='${h.protocol ?? 'json'}'${h.transport ? `, transport='${h.transport}'` : ''})`,
   );
   const routes = [...(opts.handlers ?? []).map((h, i) => `'${h.route}': h${i}`), ...(opts.routes ?? [])];
   const settings = { 'server.daemonize': 0, ...opts.settings };
