@@ -37,6 +37,8 @@ Options (each also read from the environment variable shown):
                         the demo routes)
   --max-heap-mb N       heap limit per service worker thread (see m2gate      M2GATE_MAX_HEAP_MB
                         service --help)
+  --batch-ms MS         the services' thread batches (see m2gate service      M2GATE_BATCH_MS
+                        --help; default 1, 0: every request alone)
   --app MODULE          app routes served in the gateway, an ES module         M2GATE_APP
                         (default: the demo app when neither --app nor --config)
   --mongrel2 SEND,RECV  the gateway serves a real Mongrel2 as one of its        M2GATE_MONGREL2
@@ -68,7 +70,7 @@ ${GATEWAY_CURVE_HELP}                        (the local services use the gateway
 export async function startCommand(argv: string[]): Promise<void> {
   const { values } = parseWithEnv(
     argv,
-    { ...GATEWAY_OPTIONS, 'log-requests': { type: 'boolean' }, services: { type: 'string' }, workers: { type: 'string' }, routes: { type: 'string' }, 'max-heap-mb': { type: 'string' } },
+    { ...GATEWAY_OPTIONS, 'log-requests': { type: 'boolean' }, services: { type: 'string' }, workers: { type: 'string' }, routes: { type: 'string' }, 'max-heap-mb': { type: 'string' }, 'batch-ms': { type: 'string' } },
     false,
   );
   if (values.help) {
@@ -83,6 +85,7 @@ export async function startCommand(argv: string[]): Promise<void> {
   const workers = workersFlag(values);
   const level = logLevelFlag(values);
   const maxHeapMb = intFlag(values, 'max-heap-mb', 16);
+  const batchMs = intFlag(values, 'batch-ms', 0, 60_000);
   // With CURVE on, the local services use the gateway's own key pair (same
   // host, same trust): the gateway admits its own public key besides the
   // allow-list, and the services get the pair through their environment
@@ -112,6 +115,7 @@ export async function startCommand(argv: string[]): Promise<void> {
     // Both ends of a link must agree on when silence means death.
     for (const flag of ['heartbeat-ms', 'liveness'] as const) if (values[flag] !== undefined) args.push(`--${flag}`, String(values[flag]));
     if (maxHeapMb !== undefined) args.push('--max-heap-mb', String(maxHeapMb));
+    if (batchMs !== undefined) args.push('--batch-ms', String(batchMs));
     if (workers !== undefined) args.push('--workers', String(workers));
     if (values['log-level'] !== undefined) args.push('--log-level', String(values['log-level']));
     if (values['log-requests'] === true) args.push('--log-requests');

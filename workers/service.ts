@@ -214,7 +214,7 @@ export class Service {
       },
     });
     this.#running = true;
-    this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, senderId: this.#opts.senderId }, 'service started');
+    this.log.info({ routes: this.#routes.map((r) => r.pattern), workers, batchMs: this.#opts.batchMs, senderId: this.#opts.senderId }, 'service started');
   }
 
   /**
