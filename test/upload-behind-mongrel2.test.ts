@@ -8,13 +8,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Gateway } from '../gateway/gateway.js';
 import { findServer, parseConfig } from '../protocol/mongrel2-conf.js';
 import { confText, fakeHandler, handlerConf, spawnM2gate, tempTree, RawClient, type FakeHandler } from './helpers/gateway.js';
 import { ipcEndpoint, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+import { emptied } from './helpers/uploads.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -58,26 +59,6 @@ async function rig(withStore: boolean): Promise<Rig> {
   return { m2, gateway, handler, store };
 }
 
-/** Resolves once `dir` is empty (fs.watch, with a deadline). */
-async function empty(dir: string, ms = 5000): Promise<void> {
-  const watcher = watch(dir);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${dir} still holds ${readdirSync(dir).join(', ')}`)), ms);
-      const check = (): void => {
-        if (readdirSync(dir).length === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      watcher.on('change', check);
-      check();
-    });
-  } finally {
-    watcher.close();
-  }
-}
-
 const withStore = await rig(true);
 const without = await rig(false);
 
@@ -96,7 +77,7 @@ test("with --mongrel2-upload-store, Mongrel2's temp file is the body the gateway
   const r = await c.response();
   assert.equal(r.status, 200);
   assert.equal(r.body.toString(), 'yes');
-  await empty(store);
+  await emptied(store);
   // Keep-alive: the next request on the same connection.
   c.write('GET /svc/next HTTP/1.1\r\nHost: localhost\r\n\r\n');
   const next = await handler.next('the next request');
@@ -126,7 +107,7 @@ test('without the store, an upload gets 413 and Mongrel2 removes its temp file',
   const r = await c.response();
   assert.equal(r.status, 413);
   await c.end();
-  await empty(store);
+  await emptied(store);
   assert.equal(gateway.adapter!.stats.uploads, 0);
 });
 
@@ -165,8 +146,8 @@ servers = [main]
   const r = await fetch(`http://127.0.0.1:${m2.port}/svc/upload`, { method: 'POST', body });
   assert.equal(r.status, 200);
   assert.deepEqual(await r.json(), { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex'), spooled: true });
-  await empty(m2Store);
-  await empty(join(dir, 'tmp'));
+  await emptied(m2Store);
+  await emptied(join(dir, 'tmp'));
 });
 
 test('without the store, a client forging both upload headers gets 413 and a close, not silence', async () => {

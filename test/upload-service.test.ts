@@ -7,13 +7,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ipcEndpoint, startMongrel2 } from './helpers/mongrel2.js';
 import { startService, stopAll } from './helpers/service.js';
 import { UploadStoreReader } from '../workers/upload-body.js';
 import type { M2Request } from '../protocol/m2-request.js';
+import { emptied } from './helpers/uploads.js';
 
 const send = ipcEndpoint('send');
 const recv = ipcEndpoint('recv');
@@ -33,32 +34,12 @@ after(async () => {
 
 const base = `http://127.0.0.1:${m2.port}`;
 
-/** Resolves once Mongrel2's temp folder is empty (fs.watch, with a deadline). */
-async function storeEmpty(ms = 5000): Promise<void> {
-  const watcher = watch(store);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${store} still holds ${readdirSync(store).join(', ')} after ${ms} ms`)), ms);
-      const check = (): void => {
-        if (readdirSync(store).length === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      watcher.on('change', check);
-      check();
-    });
-  } finally {
-    watcher.close();
-  }
-}
-
 test("a route with uploads: true reads Mongrel2's temp file and answers; the service then removes the file", async () => {
   const body = randomBytes(300 * 1024);
   const r = await fetch(`${base}/svc/upload`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
   assert.equal(r.status, 200);
   assert.deepEqual(await r.json(), { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex'), spooled: true });
-  await storeEmpty();
+  await emptied(store);
   // Under limits.content_length the same route gets the body inline.
   const small = randomBytes(500);
   const r2 = await fetch(`${base}/svc/upload`, { method: 'POST', body: small });
@@ -69,7 +50,7 @@ test('a route without uploads: true answers an upload 413; its temp file is remo
   const r = await fetch(`${base}/svc/hash`, { method: 'POST', body: randomBytes(9000) });
   assert.equal(r.status, 413);
   await r.arrayBuffer();
-  await storeEmpty();
+  await emptied(store);
 });
 
 test('an upload path outside the store is refused with 400 and logged; nothing is read', async () => {

@@ -23,6 +23,7 @@ import { encodeClose, encodeReply } from '../../protocol/m2-reply.js';
 import { ipcEndpoint } from './mongrel2.js';
 import { M2GATE_BIN, ROOT } from './service.js';
 import { readJsonLines, type LogLine } from './ndjson.js';
+import { untilCheck } from './until.js';
 
 export const WAIT_MS = 10_000;
 
@@ -375,25 +376,7 @@ export class RawClient {
 
   /** Waits until `check` returns a value (re-run on every data/end event). */
   #until<T>(check: () => T | undefined, what: string): Promise<T> {
-    return deadline(
-      new Promise<T>((resolve, reject) => {
-        const run = (): void => {
-          try {
-            const v = check();
-            if (v !== undefined) {
-              this.#listeners.delete(run);
-              resolve(v);
-            }
-          } catch (err) {
-            this.#listeners.delete(run);
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        };
-        this.#listeners.add(run);
-        run();
-      }),
-      what,
-    );
+    return deadline(untilCheck(this.#listeners, check), what);
   }
 
   /** The next complete response. `head`: it answers a HEAD request (no body whatever the headers say). */

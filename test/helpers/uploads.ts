@@ -1,8 +1,8 @@
 // Shared by the upload tests (test/upload-*.test.ts): the captured upload request
 // (fixtures req-upload-start/done, client-req-upload.http.bin), message alignment for byte
-// comparisons, and an awaitable "this file is gone".
+// comparisons, and an awaitable "this file is gone" and "this folder is empty".
 import assert from 'node:assert/strict';
-import { existsSync, watch } from 'node:fs';
+import { existsSync, readdirSync, watch } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HeaderEncoding } from '../../protocol/m2-request.js';
 import { fixture } from './fixtures.js';
@@ -34,13 +34,23 @@ export function aligned(got: Received, connId: number, path: string): string {
 }
 
 /** Resolves once `file` does not exist (fs.watch on its folder, with a deadline). */
-export async function gone(file: string, ms = 5000): Promise<void> {
-  const watcher = watch(dirname(file));
+export function gone(file: string, ms = 5000): Promise<void> {
+  return watchUntil(dirname(file), () => !existsSync(file), () => `${file} still exists after ${ms} ms`, ms);
+}
+
+/** Resolves once `dir` is empty (fs.watch, with a deadline). */
+export function emptied(dir: string, ms = 5000): Promise<void> {
+  return watchUntil(dir, () => readdirSync(dir).length === 0, () => `${dir} still holds ${readdirSync(dir).join(', ')} after ${ms} ms`, ms);
+}
+
+/** Checks `done` now and on every change in `dir` until it holds; rejects with `why()` after `ms`. */
+async function watchUntil(dir: string, done: () => boolean, why: () => string, ms: number): Promise<void> {
+  const watcher = watch(dir);
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${file} still exists after ${ms} ms`)), ms);
+      const timer = setTimeout(() => reject(new Error(why())), ms);
       const check = (): void => {
-        if (!existsSync(file)) {
+        if (done()) {
           clearTimeout(timer);
           resolve();
         }

@@ -3,6 +3,7 @@
 // come, so that what a front writes can be compared byte for byte. Every wait has a deadline.
 import { connect, type Socket } from 'node:net';
 import { encodeFrame, FrameParser, closePayload, OPCODES } from '../../protocol/ws-frame.js';
+import { untilCheck } from './until.js';
 
 export const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 export const WS_MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
@@ -68,25 +69,7 @@ export class WsTestClient {
   }
 
   #until<T>(check: () => T | undefined, what: string): Promise<T> {
-    return withDeadline(
-      new Promise<T>((resolve, reject) => {
-        const run = (): void => {
-          try {
-            const v = check();
-            if (v !== undefined) {
-              this.#listeners.delete(run);
-              resolve(v);
-            }
-          } catch (err) {
-            this.#listeners.delete(run);
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        };
-        this.#listeners.add(run);
-        run();
-      }),
-      what,
-    );
+    return withDeadline(untilCheck(this.#listeners, check), what);
   }
 
   /** The next `n` unread bytes. */
