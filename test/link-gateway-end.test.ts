@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import type { LinkOptions } from '../gateway/handler/index.js';
 import type { RawClient } from './helpers/gateway.js';
 import { FakeService, startLinkGateway, until, type LinkRig } from './helpers/link.js';
+import { handshakeBytes, WsTestClient } from './helpers/ws-client.js';
 
 /** Short heartbeats so barriers are quick; a liveness no idle fake can outlast in a test. */
 const QUIET: LinkOptions = { heartbeatMs: 100, liveness: 1000 };
@@ -484,6 +485,25 @@ test('a service that says BYE gets no new requests, its replies still count, and
   assert.equal(gone.msg, 'handler disconnected');
   assert.equal(r.pool.stats.lost, 0);
   assert.equal(a.count('REQUEST'), 1);
+});
+
+test("a service that says BYE with nothing in flight takes its open WebSockets with it: their clients are cut", async (t) => {
+  const r = await rig(t);
+  const a = await service(t, r, 1, 1, 'a');
+  const client = await WsTestClient.open(r.port);
+  t.after(() => client.destroy());
+  client.write(handshakeBytes('/svc/chat'));
+  const hs = await a.request();
+  assert.equal(hs.kind, 'websocket-handshake');
+  await a.reply(hs.connId, `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${hs.body.toString('latin1')}\r\n\r\n`, 1);
+  assert.match(await client.head(), /^HTTP\/1\.1 101 /);
+  // After its 101 a WebSocket is not in flight: the service leaves as if it held nothing.
+  const from = r.log.lines.length;
+  await a.send({ command: 'BYE' });
+  a.close();
+  const gone = await r.log.waitFor((l) => l.msg === 'handler disconnected' || l.msg === 'handler lost', "a's end", from);
+  assert.equal(gone.msg, 'handler disconnected');
+  await client.end();
 });
 
 test('a gateway that closes says BYE to every service', async (t) => {

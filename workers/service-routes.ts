@@ -82,7 +82,7 @@ export interface WebSocketConnection {
 export interface WebSocketRef {
   sender: string;
   id: number;
-  /** Which of the service's gateways the connection is on (a service may join several); 0 or absent with one front. */
+  /** Which of the service's gateways the connection is on (a service may join several): copy refs from `ws.ref`, never build one by hand. */
   gateway?: number;
 }
 

@@ -190,7 +190,7 @@ export class Service {
     this.#aborts = new TaskAborts(slots, this.#opts.abortGraceMs, (p, thread) => this.#terminate(p, thread));
     const wsChannel = `m2gate-ws-${randomUUID()}`;
     ({ pool: this.#pool, routes: this.#routes } = await ThreadPool.start(
-      { routesModule: this.#opts.routesModule, workers, maxQueue: slots, maxHeapMb: this.#opts.maxHeapMb, batchMs: this.#opts.batchMs, abort: this.#aborts.shared, wsChannel, log: this.log },
+      { routesModule: this.#opts.routesModule, workers, maxHeapMb: this.#opts.maxHeapMb, batchMs: this.#opts.batchMs, abort: this.#aborts.shared, wsChannel, log: this.log },
       (routes) => {
         this.#routeTimeouts = routes.map((r) => r.timeoutMs);
         this.#routeUploads = routes.map((r) => r.uploads);
@@ -208,6 +208,7 @@ export class Service {
       onLost: (origin) => {
         const before = this.#inFlight.size;
         for (const key of this.#order.keys()) if (origin === undefined || key.startsWith(`${origin}\0`)) this.#abandon(key);
+        this.#ws.lost(origin);
         const held = before - this.#inFlight.size;
         // Their replies could reach nobody, or a client of a new front that reuses the ids.
         if (held > 0) this.log.warn({ abandoned: held }, 'the front went away: the requests it sent are forgotten');

@@ -19,8 +19,6 @@ export interface ThreadPoolOptions {
   routesModule: string;
   /** Threads, started at once and kept (no idle timeout). */
   workers: number;
-  /** piscina's own queue bound: every task that may hold an abort slot. */
-  maxQueue: number;
   /** The batches' time budget (TaskBatcher budgetMs; 0: no batches). */
   batchMs: number;
   /** Old-generation heap limit per thread in MiB; undefined keeps Node's. */
@@ -99,7 +97,9 @@ export class ThreadPool {
       // The limit users set is enforced on live tasks (service.ts #live): piscina's
       // queue also holds abandoned tasks until a thread reaches them, and counting
       // those answered 503 with fewer live requests than --max-queue (measured).
-      maxQueue: options.maxQueue,
+      // WebSocket events come on top (one at a time per connection, bounded per
+      // connection in ws-routes.ts): a full piscina queue would fail HTTP batches too.
+      maxQueue: Number.POSITIVE_INFINITY,
       // With the default (false) some tasks starved under sustained load here (DESIGN.md).
       stricterFIFO: true,
       idleTimeout: Number.POSITIVE_INFINITY,

@@ -40,6 +40,11 @@ import type { WsChannelMessage } from './ws-worker.js';
 const MAX_IDS = 128;
 /** Connections closed lately: their late frames are expected, not unknown. */
 const RECENT = 4096;
+/**
+ * Messages of one connection waiting for its handler: a client that sends faster than its
+ * route answers is closed with 1013 (try again later) past this, rather than queueing without end.
+ */
+export const MAX_QUEUED_MESSAGES = 1024;
 
 export interface WsRouteInfo {
   /** Index in the routes module. */
@@ -82,6 +87,8 @@ export interface WsStats {
   failures: number;
   /** Frames for connections this service does not have open, and channel sends to them. */
   unknown: number;
+  /** Connections closed because MAX_QUEUED_MESSAGES messages waited for their handler. */
+  overrun: number;
 }
 
 type Job = { event: 'message'; data: Buffer; binary: boolean } | { event: 'close'; code: number; reason: string; answer: boolean };
@@ -107,14 +114,20 @@ interface Conn {
   finished: boolean;
   /** The handshake's link credit, while open runs: returned with its answer. */
   credit: number;
+  /** Its open handler runs: the handshake is not answered yet. */
+  handshaking: boolean;
 }
 
 export class WsRoutes {
-  readonly stats: WsStats = { handshakes: 0, refused: 0, opened: 0, messages: 0, closed: 0, failures: 0, unknown: 0 };
+  readonly stats: WsStats = { handshakes: 0, refused: 0, opened: 0, messages: 0, closed: 0, failures: 0, unknown: 0, overrun: 0 };
   readonly #deps: WsRoutesDeps;
   readonly #conns = new Map<string, Conn>();
   readonly #recent = new Set<string>();
   readonly #channel: BroadcastChannel;
+  /** The handlers' deadline timers running now (close() clears them). */
+  readonly #deadlines = new Set<NodeJS.Timeout>();
+  /** close() was called: results that come later are dropped. */
+  #closed = false;
 
   constructor(deps: WsRoutesDeps) {
     this.#deps = deps;
@@ -160,6 +173,11 @@ export class WsRoutes {
     if (opcode === OPCODES.PING) return this.#deps.send(encodeReply(req.sender, req.connId, encodeFrame(OPCODES.PONG, req.body)), 0, origin);
     if (opcode === OPCODES.TEXT || opcode === OPCODES.BINARY) {
       this.stats.messages++;
+      if (conn.queue.length >= MAX_QUEUED_MESSAGES) {
+        this.stats.overrun++;
+        this.#deps.log.warn({ connId: conn.connId, path: conn.req.path, queued: conn.queue.length }, 'WebSocket client sends faster than its route answers: closed with 1013');
+        return this.#endNow(conn, 1013, 'too many messages waiting');
+      }
       return this.#enqueue(conn, { event: 'message', data: Buffer.from(req.body), binary: opcode === OPCODES.BINARY });
     }
     if (opcode === OPCODES.CLOSE) {
@@ -174,7 +192,24 @@ export class WsRoutes {
   /** The client went away (Mongrel2's disconnect notice). */
   gone(sender: string, connId: number, origin = 0): void {
     const conn = this.#conns.get(wsKey(origin, sender, connId));
-    if (!conn || conn.finished) return;
+    if (conn) this.#gone(conn);
+  }
+
+  /**
+   * The front (or with `origin` that gateway) went away: its connections are gone with it
+   * and their close handlers run with 1006. Nothing is sent for them, not even a handshake's
+   * credit: the link it belonged to is over, and a new one would reuse the ids.
+   */
+  lost(origin?: number): void {
+    for (const conn of this.#conns.values()) {
+      if (origin !== undefined && conn.origin !== origin) continue;
+      conn.credit = 0;
+      this.#gone(conn);
+    }
+  }
+
+  #gone(conn: Conn): void {
+    if (conn.finished) return;
     conn.open = false;
     conn.gone = true;
     // Queued events are moot; close still runs, after the one running now.
@@ -184,9 +219,16 @@ export class WsRoutes {
 
   /** Shutdown: close 1001 to every open connection; their close handlers do not run. */
   close(): void {
+    this.#closed = true;
+    for (const timer of this.#deadlines) clearTimeout(timer);
+    this.#deadlines.clear();
     for (const conn of this.#conns.values()) {
       if (conn.open) this.#sendClose(conn, 1001, 'service shutting down');
-      if (conn.credit > 0) this.#deps.refund(conn.credit, conn.origin);
+      else if (conn.handshaking && !conn.gone) {
+        // A handshake whose open still runs: answered now, with its credit (what open returns later is dropped).
+        this.#deps.send(encodeReply(conn.sender, conn.connId, textResponse(503, 'Service Unavailable\n', { Connection: 'close' })), conn.credit, conn.origin);
+        this.#deps.send(encodeClose(conn.sender, conn.connId), 0, conn.origin);
+      } else if (conn.credit > 0) this.#deps.refund(conn.credit, conn.origin);
       conn.credit = 0;
       conn.queue = [];
     }
@@ -204,7 +246,7 @@ export class WsRoutes {
       this.#deps.send(encodeClose(req.sender, req.connId), 0, origin);
       return;
     }
-    const conn: Conn = { key, origin, sender: req.sender, connId: req.connId, route: info.index, params: found.params ?? {}, req, queue: [], running: false, open: false, closing: false, gone: false, finished: false, credit: 0 };
+    const conn: Conn = { key, origin, sender: req.sender, connId: req.connId, route: info.index, params: found.params ?? {}, req, queue: [], running: false, open: false, closing: false, gone: false, finished: false, credit: 0, handshaking: false };
     this.#conns.set(key, conn);
     const switching = (): Buffer =>
       Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${req.body.toString('latin1')}\r\n\r\n`, 'latin1');
@@ -216,20 +258,24 @@ export class WsRoutes {
     }
     conn.running = true;
     conn.credit = credit;
+    conn.handshaking = true;
     this.#runTask(conn, info, { event: 'open', data: new Uint8Array(0), binary: false, code: 0, reason: '' }, (result) => {
-      // Gone while open ran: its close runs next (gone() queued it), nothing is sent.
+      // Gone while open ran: its close runs next (gone() queued it), nothing is sent; the
+      // credit goes back unless its link went too (lost() zeroed it).
+      const held = conn.credit;
       conn.credit = 0;
-      if (conn.gone) return this.#deps.refund(credit, origin);
+      conn.handshaking = false;
+      if (conn.gone) return held > 0 ? this.#deps.refund(held, origin) : undefined;
       if (!result.accepted) {
         this.stats.refused++;
         this.#conns.delete(key);
-        this.#deps.send(encodeReply(req.sender, req.connId, Buffer.from(result.refusal!)), credit, origin);
+        this.#deps.send(encodeReply(req.sender, req.connId, Buffer.from(result.refusal!)), held, origin);
         this.#deps.send(encodeClose(req.sender, req.connId), 0, origin);
         return;
       }
       conn.open = true;
       this.stats.opened++;
-      this.#deps.send(encodeReply(req.sender, req.connId, switching()), credit, origin);
+      this.#deps.send(encodeReply(req.sender, req.connId, switching()), held, origin);
       this.#apply(conn, result);
     });
   }
@@ -283,22 +329,26 @@ export class WsRoutes {
     let settled = false;
     const timer = setTimeout(() => {
       settled = true;
+      this.#deadlines.delete(timer);
       this.#failed(conn, event.event, `past its deadline (${info.timeoutMs ?? this.#deps.timeoutMs} ms)`, randomUUID());
     }, info.timeoutMs ?? this.#deps.timeoutMs);
+    this.#deadlines.add(timer);
     this.#deps.run(task).then(
       (result) => {
-        if (settled) return;
+        if (settled || this.#closed) return;
         settled = true;
         clearTimeout(timer);
+        this.#deadlines.delete(timer);
         if (result.errorId !== undefined && event.event !== 'open') return this.#failed(conn, event.event, result.error ?? 'threw', result.errorId);
         if (result.errorId !== undefined) this.#logFailure(conn, event.event, result.error ?? 'threw', result.errorId);
         done(result);
         this.#settled(conn);
       },
       (err: unknown) => {
-        if (settled) return;
+        if (settled || this.#closed) return;
         settled = true;
         clearTimeout(timer);
+        this.#deadlines.delete(timer);
         this.#failed(conn, event.event, err instanceof Error ? err.message : String(err), randomUUID());
       },
     );
@@ -322,6 +372,9 @@ export class WsRoutes {
       this.#conns.delete(conn.key);
       const credit = conn.credit;
       conn.credit = 0;
+      conn.handshaking = false;
+      // Its client (or its whole link, lost() zeroed the credit) went away meanwhile: nothing to answer.
+      if (conn.gone) return credit > 0 ? this.#deps.refund(credit, conn.origin) : undefined;
       this.#deps.send(encodeReply(conn.sender, conn.connId, textResponse(500, `Internal Server Error (error id ${errorId})\n`, { Connection: 'close' })), credit, conn.origin);
       this.#deps.send(encodeClose(conn.sender, conn.connId), 0, conn.origin);
       return;

@@ -375,6 +375,8 @@ export class LinkPool implements HandlerTarget {
   #forget(peer: Peer): void {
     this.#peers.delete(peer.key);
     this.#sched.forgetPeer(peer);
+    // Its WebSockets are not in flight after their 101, yet they end with it too.
+    this.#cutHeld(peer);
     this.#log.info({ service: peer.name, services: this.services }, 'handler disconnected');
   }
 
@@ -387,15 +389,19 @@ export class LinkPool implements HandlerTarget {
     this.#lost.push({ name: peer.name, threads: peer.threads, at: Date.now() });
     if (this.#lost.length > LOST_SHOWN_MAX) this.#lost.shift();
     const { retried, failed } = this.#sched.losePeer(peer);
-    // Its WebSockets end with it: their state was in that service.
+    this.#cutHeld(peer);
+    // While the gateway closes, services leaving is the expected end, not a fault.
+    if (this.#closed) this.#log.info({ service: peer.name, why, services: this.services }, 'handler gone (gateway closing)');
+    else this.#log.warn({ service: peer.name, why, retried, failed, services: this.services }, 'handler lost');
+  }
+
+  /** Its WebSockets end with it: their state was in that service. */
+  #cutHeld(peer: Peer): void {
     for (const [connId, holder] of this.#held) {
       if (holder !== peer) continue;
       this.#held.delete(connId);
       this.#replies.fail(connId, 502, 'Bad Gateway');
     }
-    // While the gateway closes, services leaving is the expected end, not a fault.
-    if (this.#closed) this.#log.info({ service: peer.name, why, services: this.services }, 'handler gone (gateway closing)');
-    else this.#log.warn({ service: peer.name, why, retried, failed, services: this.services }, 'handler lost');
   }
 
   #tick(): void {
