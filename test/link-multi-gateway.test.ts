@@ -9,7 +9,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BroadcastChannel } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { Service } from '../workers/service.js';
 import { gatewayShare, parseGatewayList } from '../workers/gateway-list.js';
@@ -17,26 +16,13 @@ import { encodeRequest } from '../protocol/m2-request.js';
 import { parseReply } from '../protocol/m2-reply.js';
 import { get, logCapture, tempTree, type LogCapture } from './helpers/gateway.js';
 import { fixtureRoutes, parseHttp } from './helpers/service.js';
-import { FakeRouter, Recorder, isMsg, spawnCli, startLinkGateway, type FromPeer } from './helpers/link.js';
+import { FakeRouter, linkProbes, isMsg, spawnCli, startLinkGateway, type FromPeer } from './helpers/link.js';
 
 const ROUTES = pathToFileURL(fixtureRoutes('link-probes.mjs')).href;
 // Both fake gateways use the same sender, as two gateways loaded from one mongrel2.conf do.
 const SENDER = '6c1f0e2a-0000-4000-8000-0000000front';
 
-interface Probe {
-  event: 'started' | 'aborted';
-  tag: string;
-  connId: number;
-}
-const probes = new Recorder<Probe>();
-const channel = new BroadcastChannel('m2gate-link-probes');
-channel.onmessage = (event: unknown) => {
-  const data = (event as { data: Probe | { release: string } }).data;
-  if ('event' in data) probes.push(data);
-};
-channel.unref();
-const release = (tag: string): void => channel.postMessage({ release: tag });
-const probe = (event: Probe['event'], tag: string): Promise<Probe> => probes.waitFor((p) => p.event === event && p.tag === tag, `${tag} ${event}`);
+const { probes, release, probe } = linkProbes();
 
 type T = { after(fn: () => unknown): void };
 

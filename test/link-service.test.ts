@@ -5,7 +5,6 @@
 // BroadcastChannel, so abandoned work is awaited as an event.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BroadcastChannel } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { Service } from '../workers/service.js';
 import { encodeDisconnect, encodeRequest } from '../protocol/m2-request.js';
@@ -13,26 +12,13 @@ import { parseReply } from '../protocol/m2-reply.js';
 import type { LinkMessage } from '../protocol/link-frames.js';
 import { logCapture, type LogCapture } from './helpers/gateway.js';
 import { fixtureRoutes, parseHttp } from './helpers/service.js';
-import { FakeRouter, Recorder, until, type FromPeer } from './helpers/link.js';
+import { FakeRouter, linkProbes, until, type FromPeer } from './helpers/link.js';
 
 const ROUTES = pathToFileURL(fixtureRoutes('link-probes.mjs')).href;
 const SENDER = '6c1f0e2a-0000-4000-8000-0000000front';
 const NAME = 'svc-under-test';
 
-interface Probe {
-  event: 'started' | 'aborted';
-  tag: string;
-  connId: number;
-}
-const probes = new Recorder<Probe>();
-const channel = new BroadcastChannel('m2gate-link-probes');
-channel.onmessage = (event: unknown) => {
-  const data = (event as { data: Probe | { release: string } }).data;
-  if ('event' in data) probes.push(data);
-};
-channel.unref();
-const release = (tag: string): void => channel.postMessage({ release: tag });
-const probe = (event: Probe['event'], tag: string): Promise<Probe> => probes.waitFor((p) => p.event === event && p.tag === tag, `${tag} ${event}`);
+const { release, probe } = linkProbes();
 
 type T = { after(fn: () => unknown): void };
 

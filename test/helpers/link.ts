@@ -24,6 +24,7 @@ import { logCapture, RawClient, tempTree, type LogCapture } from './gateway.js';
 import { freePort } from './net.js';
 import { M2GATE_BIN, ROOT } from './service.js';
 import { readJsonLines, type LogLine } from './ndjson.js';
+import { BroadcastChannel } from 'node:worker_threads';
 
 export const LINK_WAIT_MS = 10_000;
 export const LINK_IDENT = '6c1f0e2a-0000-4000-8000-00000000link';
@@ -542,4 +543,30 @@ export function loadLoop(origin: string, options: { connections: number; paths: 
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** What test/fixtures/routes/link-probes.mjs reports from its worker threads. */
+export interface LinkProbe {
+  event: 'started' | 'aborted';
+  tag: string;
+  connId: number;
+}
+
+/**
+ * The fixture routes' probe channel: `probe(event, tag)` awaits a route's report, `release(tag)`
+ * lets a held route answer. One per test process (the channel's name is the fixture's).
+ */
+export function linkProbes(): { probes: Recorder<LinkProbe>; release: (tag: string) => void; probe: (event: LinkProbe['event'], tag: string) => Promise<LinkProbe> } {
+  const probes = new Recorder<LinkProbe>();
+  const channel = new BroadcastChannel('m2gate-link-probes');
+  channel.onmessage = (event: unknown) => {
+    const data = (event as { data: LinkProbe | { release: string } }).data;
+    if ('event' in data) probes.push(data);
+  };
+  channel.unref();
+  return {
+    probes,
+    release: (tag) => channel.postMessage({ release: tag }),
+    probe: (event, tag) => probes.waitFor((p) => p.event === event && p.tag === tag, `${tag} ${event}`),
+  };
 }
