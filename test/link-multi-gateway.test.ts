@@ -15,10 +15,12 @@ import { gatewayShare, parseGatewayList } from '../workers/gateway-list.js';
 import { encodeRequest } from '../protocol/m2-request.js';
 import { parseReply } from '../protocol/m2-reply.js';
 import { get, logCapture, tempTree, type LogCapture } from './helpers/gateway.js';
-import { fixtureRoutes, parseHttp } from './helpers/service.js';
+import { fixtureRoutes, parseHttp, ROOT } from './helpers/service.js';
 import { FakeRouter, linkProbes, isMsg, spawnCli, startLinkGateway, type FromPeer } from './helpers/link.js';
 
 const ROUTES = pathToFileURL(fixtureRoutes('link-probes.mjs')).href;
+// The demo routes as built (dist/: npm run build first): WS /svc/chat is a room.
+const DEMO = pathToFileURL(join(ROOT, 'dist', 'workers', 'demo-routes.js')).href;
 // Both fake gateways use the same sender, as two gateways loaded from one mongrel2.conf do.
 const SENDER = '6c1f0e2a-0000-4000-8000-0000000front';
 
@@ -155,6 +157,47 @@ test('a reloaded list joins a new gateway, lowers the kept one to its share by w
   release('on-removed');
   await b.inbox.waitFor((m) => m.msg?.command === 'REPLY', 'the reply on the removed gateway', fromB);
   assert.deepEqual(replies(b, 9), [{ status: 200, body: 'released on-removed', credit: 1 }]);
+});
+
+/** The text frames in the REPLYs `r` got for `connId`, in order (WebSocket routes send raw frames). */
+function wsTexts(r: FakeRouter, connId: number): string[] {
+  const out: string[] = [];
+  for (const m of r.inbox.items) {
+    if (m.msg?.command !== 'REPLY') continue;
+    const reply = parseReply(m.msg.message);
+    // A text frame of a short message: 0x81, its length, the text.
+    if (reply.ids.includes(connId) && reply.body[0] === 0x81) out.push(reply.body.subarray(2).toString());
+  }
+  return out;
+}
+
+function handshake(connId: number): Buffer {
+  const headers = { PATH: '/svc/chat', METHOD: 'WEBSOCKET_HANDSHAKE', VERSION: 'HTTP/1.1', URI: '/svc/chat', PATTERN: '/svc/', host: 'localhost', upgrade: 'websocket', connection: 'Upgrade' };
+  return encodeRequest({ sender: SENDER, connId, path: '/svc/chat', headers, body: 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=' }, 'json');
+}
+
+test("a WebSocket room spans the service's gateways; a gateway removed from the list ends its connections there, and the room hears them leave", async (t) => {
+  const [a, b] = [await router(t), await router(t)];
+  const file = join(tempTree({}, 'm2gate-gwlist-'), 'gateways');
+  writeFileSync(file, `${a.spec}\n${b.spec}\n`);
+  const svc = new Service({ connectFile: file, credit: 4, routesModule: DEMO, workers: 1, heartbeatMs: 60_000, senderId: 'multi', drainTimeoutMs: 5000, logger: logCapture().logger });
+  await svc.start();
+  t.after(() => svc.close());
+  const [ra, rb] = [await register(a), await register(b)];
+  // Connection 5 on a, then connection 6 on b: the demo chat says "#6 joined" to a's connection too.
+  await a.send(ra.id, { command: 'REQUEST', message: handshake(5) });
+  await a.inbox.when(() => (wsTexts(a, 5).includes('welcome #5') ? true : undefined), "a's welcome");
+  await b.send(rb.id, { command: 'REQUEST', message: handshake(6) });
+  await a.inbox.when(() => (wsTexts(a, 5).includes('#6 joined') ? true : undefined), "b's join heard on a");
+  const heads = b.inbox.items.flatMap((m) => (m.msg?.command === 'REPLY' && parseReply(m.msg.message).body.subarray(0, 12).toString() === 'HTTP/1.1 101' ? [m.msg.credit] : []));
+  assert.deepEqual(heads, [1], "the handshake's 101 goes to b, with its credit");
+  // b leaves the list: it gets BYE, and its connection ends with its close handler.
+  const fromB = b.inbox.items.length;
+  writeFileSync(file, `${a.spec}\n`);
+  svc.reloadGateways();
+  await b.next('BYE', 'BYE to the removed gateway', fromB);
+  await a.inbox.when(() => (wsTexts(a, 5).includes('#6 left') ? true : undefined), "b's connection leaving, heard on a");
+  assert.deepEqual(wsTexts(b, 6).filter((t) => t.includes('left')), [], 'nothing more goes to the removed gateway');
 });
 
 test('a gateway list that does not load fails the start, naming the file', async () => {
