@@ -17,7 +17,7 @@ import { checkRequest, type Rejection } from '../gateway/request-hygiene.js';
 import { encodeRequest, parseRequest, type HeaderEncoding, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { DIFFERENTIAL_CASES, DIFFERENTIAL_PATTERN } from './helpers/differential-cases.js';
-import { connectHandler, ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+import { requireMongrel2, startMongrel2Handler, type Mongrel2 } from './helpers/mongrel2.js';
 
 const PATTERN = DIFFERENTIAL_PATTERN;
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -36,19 +36,12 @@ interface Rig {
 }
 
 async function rig(protocol: HeaderEncoding): Promise<Rig> {
-  const sendSpec = ipcEndpoint('send');
-  const recvSpec = ipcEndpoint('recv');
   const sender = protocol === 'json' ? 'd1ff0000-1111-4000-8000-0000000000aa' : 'd1ff0000-2222-4000-8000-0000000000bb';
-  const m2 = await startMongrel2({
-    handlers: [{ route: PATTERN, sendSpec, sendIdent: sender, recvSpec, protocol }],
-    settings: { 'limits.content_length': 1024, 'upload.temp_store': 'tmp/upload.XXXXXX' },
-  });
-  const { pull, pub, close } = await connectHandler(sendSpec, recvSpec);
-  cleanups.push(async () => {
-    close();
-    await m2.stop();
-    m2.cleanup();
-  });
+  const { m2, pull, pub, stop } = await startMongrel2Handler(
+    { route: PATTERN, sendIdent: sender, protocol },
+    { settings: { 'limits.content_length': 1024, 'upload.temp_store': 'tmp/upload.XXXXXX' } },
+  );
+  cleanups.push(stop);
   return {
     m2,
     sender,

@@ -18,7 +18,7 @@ import type { Publisher } from 'zeromq';
 import { parseRequest, type HeaderEncoding, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { DIFFERENTIAL_CASES, DIFFERENTIAL_PATTERN } from './helpers/differential-cases.js';
-import { connectHandler, ipcEndpoint, requireMongrel2, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+import { requireMongrel2, startMongrel2Handler, type Mongrel2 } from './helpers/mongrel2.js';
 import { fakeHandler, handlerConf, startGateway, type FakeHandler, type GatewayRig } from './helpers/gateway.js';
 
 const PATTERN = DIFFERENTIAL_PATTERN;
@@ -42,18 +42,11 @@ interface Mongrel2Rig {
 }
 
 async function mongrel2Rig(sender: string, protocol: HeaderEncoding): Promise<Mongrel2Rig> {
-  const sendSpec = ipcEndpoint('send');
-  const recvSpec = ipcEndpoint('recv');
-  const m2 = await startMongrel2({
-    handlers: [{ route: PATTERN, sendSpec, sendIdent: sender, recvSpec, protocol }],
-    settings: { 'limits.content_length': LIMIT, 'upload.temp_store': 'tmp/upload.XXXXXX' },
-  });
-  const { pull, pub, close } = await connectHandler(sendSpec, recvSpec);
-  cleanups.push(async () => {
-    close();
-    await m2.stop();
-    m2.cleanup();
-  });
+  const { m2, pull, pub, stop } = await startMongrel2Handler(
+    { route: PATTERN, sendIdent: sender, protocol },
+    { settings: { 'limits.content_length': LIMIT, 'upload.temp_store': 'tmp/upload.XXXXXX' } },
+  );
+  cleanups.push(stop);
   return {
     m2,
     pub,

@@ -7,7 +7,7 @@ import { Pull, Publisher } from 'zeromq';
 import { request, Agent } from 'undici';
 import { parseRequest, type M2Request } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
-import { connectHandler, ipcEndpoint, startMongrel2, type Mongrel2 } from './helpers/mongrel2.js';
+import { startMongrel2Handler, type Mongrel2 } from './helpers/mongrel2.js';
 
 const agent = new Agent({ keepAliveTimeout: 100, keepAliveMaxTimeout: 100 });
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -25,16 +25,9 @@ interface Rig {
 }
 
 async function rig(protocol: 'json' | 'tnetstring'): Promise<Rig> {
-  const sendSpec = ipcEndpoint('send');
-  const recvSpec = ipcEndpoint('recv');
   const sender = protocol === 'json' ? '9d7a1c2e-1111-4000-8000-0000000000aa' : '9d7a1c2e-2222-4000-8000-0000000000bb';
-  const m2 = await startMongrel2({ handlers: [{ route: '/handler', sendSpec, sendIdent: sender, recvSpec, protocol }] });
-  const { pull, pub, close } = await connectHandler(sendSpec, recvSpec);
-  cleanups.push(async () => {
-    close();
-    await m2.stop();
-    m2.cleanup();
-  });
+  const { m2, pull, pub, stop } = await startMongrel2Handler({ route: '/handler', sendIdent: sender, protocol });
+  cleanups.push(stop);
   return {
     m2,
     pull,

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseRequest, type HeaderEncoding } from '../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { connectHandler, ipcEndpoint, requireMongrel2, startMongrel2 } from './helpers/mongrel2.js';
-import { fakeHandler, handlerConf, startGateway, type Received } from './helpers/gateway.js';
+import { fakeHandler, handlerConf, startGateway, type FakeHandler, type GatewayRig, type Received } from './helpers/gateway.js';
 import { aligned, uploadHead, UPLOAD_BODY } from './helpers/uploads.js';
 
 const SETTINGS = { 'limits.content_length': 1024, 'upload.temp_store': 'tmp/upload.XXXXXX' };
@@ -66,7 +66,8 @@ async function viaMongrel2(encoding: HeaderEncoding, head: string): Promise<Uplo
   return upload;
 }
 
-async function viaGateway(encoding: HeaderEncoding, head: string): Promise<Upload> {
+/** The gateway with SETTINGS and a fake handler on /handler, stopped after the file. */
+async function gatewayWithHandler(encoding: HeaderEncoding): Promise<{ rig: GatewayRig; handler: FakeHandler }> {
   const conf = handlerConf('/handler', SENDERS[encoding], encoding);
   const rig = await startGateway({ handlers: [conf], settings: SETTINGS });
   const handler = await fakeHandler(conf, rig.pool('/handler'));
@@ -74,6 +75,11 @@ async function viaGateway(encoding: HeaderEncoding, head: string): Promise<Uploa
     handler.stop();
     await rig.close();
   });
+  return { rig, handler };
+}
+
+async function viaGateway(encoding: HeaderEncoding, head: string): Promise<Upload> {
+  const { rig, handler } = await gatewayWithHandler(encoding);
   const c = await rig.client();
   c.write(Buffer.concat([Buffer.from(head, 'latin1'), UPLOAD_BODY.subarray(0, 200)]));
   const start = await handler.next('upload-start');
@@ -132,13 +138,7 @@ test("Mongrel2 1.12.2's defect below limits.buffer_size (§3.4): body bytes that
   await h.pub.send(encodeClose(SENDERS.json, done.connId));
   await closed;
 
-  const conf = handlerConf('/handler', SENDERS.json, 'json');
-  const rig = await startGateway({ handlers: [conf], settings: SETTINGS });
-  const handler = await fakeHandler(conf, rig.pool('/handler'));
-  cleanups.push(async () => {
-    handler.stop();
-    await rig.close();
-  });
+  const { rig, handler } = await gatewayWithHandler('json');
   const c = await rig.client();
   c.write(Buffer.concat([Buffer.from(head), body]));
   await handler.next('upload-start');

@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRequest, type HeaderEncoding } from '../protocol/m2-request.js';
-import { connectHandler, ipcEndpoint, requireMongrel2, startMongrel2 } from './helpers/mongrel2.js';
+import { requireMongrel2, startMongrel2Handler } from './helpers/mongrel2.js';
 import { fakeHandler, handlerConf, startGateway } from './helpers/gateway.js';
 import { withDeadline } from './helpers/ws-client.js';
 import { canonical, echo, pythonSession, session, type HandlerSide } from './helpers/ws-session.js';
@@ -20,15 +20,8 @@ after(async () => {
 });
 
 async function viaMongrel2(sender: string, protocol: HeaderEncoding): Promise<HandlerSide> {
-  const sendSpec = ipcEndpoint('send');
-  const recvSpec = ipcEndpoint('recv');
-  const m2 = await startMongrel2({ handlers: [{ route: PATTERN, sendSpec, sendIdent: sender, recvSpec, protocol }] });
-  const { pull, pub, close } = await connectHandler(sendSpec, recvSpec);
-  cleanups.push(async () => {
-    close();
-    await m2.stop();
-    m2.cleanup();
-  });
+  const { m2, pull, pub, stop } = await startMongrel2Handler({ route: PATTERN, sendIdent: sender, protocol });
+  cleanups.push(stop);
   return {
     port: m2.port,
     async next() {

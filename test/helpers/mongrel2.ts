@@ -157,3 +157,27 @@ export async function connectHandler(sendSpec: string, recvSpec: string): Promis
     },
   };
 }
+
+/**
+ * A live Mongrel2 with one Handler at `route` and that handler's sockets connected (ipc
+ * endpoints of their own); `stop()` closes the sockets and stops and removes Mongrel2.
+ */
+export async function startMongrel2Handler(
+  handler: Omit<HandlerSpec, 'sendSpec' | 'recvSpec'>,
+  opts: Omit<Mongrel2Options, 'handlers'> = {},
+): Promise<{ m2: Mongrel2; pull: Pull; pub: Publisher; stop: () => Promise<void> }> {
+  const sendSpec = ipcEndpoint('send');
+  const recvSpec = ipcEndpoint('recv');
+  const m2 = await startMongrel2({ ...opts, handlers: [{ ...handler, sendSpec, recvSpec }] });
+  const { pull, pub, close } = await connectHandler(sendSpec, recvSpec);
+  return {
+    m2,
+    pull,
+    pub,
+    stop: async () => {
+      close();
+      await m2.stop();
+      m2.cleanup();
+    },
+  };
+}
