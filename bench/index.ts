@@ -28,6 +28,7 @@ import { imbalanceScenario } from './scenarios/imbalance.js';
 import { markdownReport } from './lib/markdown.js';
 import { callScenario } from './scenarios/call.js';
 import { protocolScenario } from './scenarios/protocol.js';
+import { intOption } from './lib/options.js';
 
 const SCENARIOS: Record<string, (cfg: BenchConfig) => Promise<ScenarioResult>> = {
   front: frontScenario,
@@ -65,14 +66,6 @@ const HELP = `Usage: node --import tsx bench/index.ts [options]
   --memory-requests N  requests before the memory scenario's last reading (default 1,000,000)
   -h, --help         this text
 `;
-
-/** wrk takes whole seconds, so every count and duration here is an integer. */
-function intOption(raw: string | undefined, name: string, fallback: number, min: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!(Number.isInteger(n) && n >= min)) throw new Error(`--${name} must be an integer >= ${min} (got '${raw}')`);
-  return n;
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({

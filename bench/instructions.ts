@@ -21,6 +21,7 @@ import { INSTR_VARIANTS, runInstrVariant, type InstrRun } from './lib/instr-vari
 import { idleTable, instrTable, ratios, repeatTable } from './lib/instr-table.js';
 import { linkMissing } from './lib/link.js';
 import { missing } from './lib/variant.js';
+import { intOption } from './lib/options.js';
 
 const DEFAULTS = { requests: 2000, warmup: 4000, concurrency: 4, repeat: 1, idle: 5 };
 
@@ -37,13 +38,6 @@ const HELP = `Usage: npm run bench:instructions -- [options]
   --keep-logs      keep every run's temp directory (conf, logs, callgrind dumps)
   -h, --help       this text
 `;
-
-function intOption(raw: string | undefined, name: string, fallback: number, min: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!(Number.isInteger(n) && n >= min)) throw new Error(`--${name} must be an integer >= ${min} (got '${raw}')`);
-  return n;
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
