@@ -157,6 +157,11 @@ export class LinkFront implements Front {
   }
 
   /** True once the gateway has answered READY (and until it is lost). */
+  /** Which of the service's gateways this link is (multi-link-front.ts); undefined alone. */
+  get origin(): number | undefined {
+    return this.#origin;
+  }
+
   get registered(): boolean {
     return this.#registered;
   }

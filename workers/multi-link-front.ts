@@ -96,9 +96,9 @@ export class MultiLinkFront implements Front {
       const idle = await front.whenIdle(this.#opts.drainTimeoutMs);
       if (!idle) this.#log.warn({ connect: endpoint, held: front.held }, 'a removed gateway still had requests when the drain timeout ended: closing its link anyway');
       // What is still the service's from that gateway (its WebSockets, requests past the drain) ends here.
-      for (const [origin, f] of this.#byOrigin) if (f === front) this.#events?.onLost(origin);
+      this.#events?.onLost(front.origin);
       await front.close();
-      for (const [origin, f] of this.#byOrigin) if (f === front) this.#byOrigin.delete(origin);
+      this.#byOrigin.delete(front.origin!);
       this.#log.info({ connect: endpoint }, 'left the gateway');
     })();
   }
