@@ -136,11 +136,6 @@ export class WsRoutes {
     this.#channel.onmessage = (event) => this.#fromChannel((event as { data: WsChannelMessage }).data);
   }
 
-  /** True when the service has WebSocket routes at all. */
-  get enabled(): boolean {
-    return this.#deps.wsRoutes.size > 0;
-  }
-
   /** Connections open now. */
   get size(): number {
     return this.#conns.size;
