@@ -22,6 +22,7 @@ import type { CallInit, CallReply } from './handler/index.js';
 import { DeadlineSweep } from './deadline-sweep.js';
 import { sendContinue } from './expect-continue.js';
 import { refuseBody } from './short-answer.js';
+import { dispatchNow, readingBody } from './dispatch-order.js';
 
 export interface AppRequest {
   method: string;
@@ -117,6 +118,7 @@ export function compileApp(definition: unknown): CompiledApp {
 }
 
 const MAX_APP_BODY = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 const queryOf = (url: string): string => {
   const q = url.indexOf('?');
@@ -172,6 +174,11 @@ export class AppRoutes {
       return true;
     }
     sendContinue(res);
+    if (dispatchNow(req)) {
+      void this.#run(index, req, res, method, path, params, EMPTY);
+      return true;
+    }
+    const dispatched = readingBody(req, res);
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
@@ -179,6 +186,7 @@ export class AppRoutes {
       if (size <= MAX_APP_BODY) chunks.push(chunk);
     });
     req.on('end', () => {
+      dispatched();
       if (size > MAX_APP_BODY) {
         res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close' }).end('Entity Too Large');
         return;

@@ -295,6 +295,20 @@ test('pipelined requests reach the handler at once and are answered in request o
   assert.deepEqual(bodies, ['answer /h/p/1', 'answer /h/p/2', 'answer /h/p/3']);
 });
 
+test('a pipelined request without a body does not overtake an earlier one still reading its body', async () => {
+  // One write: node parses all three before the POST's stream ends (ticks later), so a
+  // bodiless request sent at once would reach the handler first.
+  const c = await rig.client();
+  c.write(`POST /h/o/1 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello${getReq('/h/o/2')}${getReq('/h/o/3')}`);
+  const msgs = [await json.next(), await json.next(), await json.next()].map((r) => r.msg);
+  assert.deepEqual(
+    msgs.map((m) => `${m.headers.METHOD as string} ${m.headers.PATH as string} ${m.body.toString()}`),
+    ['POST /h/o/1 hello', 'GET /h/o/2 ', 'GET /h/o/3 '],
+  );
+  for (const m of msgs) await json.reply(m.connId, ok(`answer ${m.headers.PATH as string}`));
+  for (const path of ['/h/o/1', '/h/o/2', '/h/o/3']) assert.equal((await c.response()).body.toString(), `answer ${path}`);
+});
+
 test('no reply within the handler timeout → 504, a disconnect message to the handler, late reply dropped', async () => {
   const h = handlerConf('/slow/', '1a2b3c4d-0000-4000-8000-0000000slow0');
   const quick = await startGateway({ handlers: [h] }, { handlerTimeoutMs: 150 });

@@ -29,7 +29,10 @@ import { CreditReturn } from './download-credits.js';
 import { withDownloadCredits } from '../../protocol/download-credits.js';
 import type { UploadStore } from '../upload-spool.js';
 import { serveUpload } from './upload-flow.js';
+import { dispatchNow, readingBody } from '../dispatch-order.js';
 import { isUpgradeRequest, isWebSocketUpgrade, type WebSocketBridge } from '../websocket-bridge.js';
+
+const EMPTY = Buffer.alloc(0);
 
 export interface HandlerDispatchOptions {
   /** Body bytes a request may carry: Mongrel2's `limits.content_length`. */
@@ -147,6 +150,8 @@ export class HandlerDispatch implements RouteTarget {
       return refuseBody(res, 413, 'Entity Too Large');
     }
     sendContinue(res);
+    if (dispatchNow(req)) return this.#send(req, res, hit.pattern, EMPTY);
+    const dispatched = readingBody(req, res);
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -165,6 +170,7 @@ export class HandlerDispatch implements RouteTarget {
       chunks.push(chunk);
     });
     req.on('end', () => {
+      dispatched();
       if (tooLarge || res.writableEnded || res.destroyed) return;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
       this.#send(req, res, hit.pattern, body);
