@@ -331,7 +331,8 @@ export class Gateway {
     const access = this.#opts.accessLog;
     // Only with metrics or an access log on is there anything per request beyond the in-flight set.
     const rec: RequestRecord | undefined = metrics || access ? { t0: performance.now(), kind: 'none', handler: undefined } : undefined;
-    res.once('close', () => {
+    // 'close' comes once per response: on() spares the wrapper once() binds per call.
+    res.on('close', () => {
       this.#inFlight.delete(res);
       if (rec) {
         const ms = performance.now() - rec.t0;

@@ -217,7 +217,7 @@ export class HandlerDispatch implements RouteTarget {
         pool.release(connId);
       },
     });
-    res.once('close', () => {
+    res.on('close', () => {
       if (!relay.finished) {
         // The client went away before its reply (§3.6).
         stats.clientGone++;
