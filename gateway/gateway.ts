@@ -73,6 +73,12 @@ export interface GatewayOptions {
   accessLog?: AccessLog | undefined;
 }
 
+/** Each connection's latest response, so that a parse error is answered in order (clientError). */
+const LATEST_RESPONSE = Symbol('m2gate.latestResponse');
+interface LatestResponse {
+  [LATEST_RESPONSE]: ServerResponse;
+}
+
 /** What one request's close tells the metrics: filled in as it is routed. */
 interface RequestRecord {
   t0: number;
@@ -104,9 +110,8 @@ export class Gateway {
   readonly #server: Server;
   readonly #timeoutMs: number;
   readonly #retryAfterS: number;
-  readonly #inFlight = new Set<ServerResponse>();
-  /** Each connection's latest response, so that a parse error is answered in order (clientError). */
-  readonly #lastResponse = new WeakMap<object, ServerResponse>();
+  /** Requests whose response has not closed yet. */
+  #inFlight = 0;
   readonly #app: AppRoutes | undefined;
   readonly #hygiene: { maxHeaders: number };
   /** Service calls (ctx.call / ctx.send) still waiting for their reply: close() aborts them. */
@@ -207,7 +212,7 @@ export class Gateway {
     this.#observer = new GatewayObserver({
       metrics: options.metrics === true,
       handlers: this.#handlers,
-      inFlight: () => this.#inFlight.size,
+      inFlight: () => this.#inFlight,
       requests: () => this.stats.requests,
       readiness: () => this.readiness(),
     });
@@ -240,7 +245,7 @@ export class Gateway {
       };
       // A response may still belong to this connection: a raw answer written now would be read
       // by the client as the answer to that earlier request (a desync). Answer in order.
-      const last = this.#lastResponse.get(socket);
+      const last = (socket as Partial<LatestResponse>)[LATEST_RESPONSE];
       if (last === undefined || last.destroyed || (last.req.complete && last.writableFinished)) return refuse();
       if (!last.req.complete) {
         // The error is in that request's own body (a bad chunk, or the body of a head we
@@ -322,31 +327,38 @@ export class Gateway {
   }
 
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#inFlight;
   }
 
+  // 'close' comes once per response. One listener shared by every response (no closure per
+  // request, and on() spares the wrapper once() binds per call).
+  readonly #closed = (): void => {
+    if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
+  };
+
   #track(req: IncomingMessage, res: ServerResponse): RequestRecord | undefined {
-    this.#inFlight.add(res);
+    this.#inFlight++;
     const metrics = this.#metrics;
     const access = this.#opts.accessLog;
-    // Only with metrics or an access log on is there anything per request beyond the in-flight set.
-    const rec: RequestRecord | undefined = metrics || access ? { t0: performance.now(), kind: 'none', handler: undefined } : undefined;
-    // 'close' comes once per response: on() spares the wrapper once() binds per call.
+    // Only with metrics or an access log on is there anything per request beyond the count.
+    if (!metrics && !access) {
+      res.on('close', this.#closed);
+      return undefined;
+    }
+    const rec: RequestRecord = { t0: performance.now(), kind: 'none', handler: undefined };
     res.on('close', () => {
-      this.#inFlight.delete(res);
-      if (rec) {
-        const ms = performance.now() - rec.t0;
-        metrics?.requestDone(rec.kind, req.method, res.statusCode, ms / 1000, rec.handler);
-        access?.write({ req, res, ms, kind: rec.kind });
-      }
-      if (this.#inFlight.size === 0 && this.#onIdle) this.#onIdle();
+      const ms = performance.now() - rec.t0;
+      metrics?.requestDone(rec.kind, req.method, res.statusCode, ms / 1000, rec.handler);
+      access?.write({ req, res, ms, kind: rec.kind });
+      this.#closed();
     });
     return rec;
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.stats.requests++;
-    this.#lastResponse.set(req.socket, res);
+    // A property of the connection rather than a WeakMap entry: a plain store per request.
+    (req.socket as Partial<LatestResponse>)[LATEST_RESPONSE] = res;
     const rec = this.#track(req, res);
     if (this.#closing) {
       this.stats.unavailable++;
@@ -458,10 +470,10 @@ export class Gateway {
     const closed = this.#server.listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
     this.#server.closeIdleConnections();
     // Logged after the listener is closed, so a reader of this line can rely on it.
-    this.log.info({ inFlight: this.#inFlight.size }, 'gateway stopped accepting');
+    this.log.info({ inFlight: this.#inFlight }, 'gateway stopped accepting');
     // Open WebSockets would hold the drain to its timeout: they get close 1001 now.
     this.webSockets.close();
-    let drained = this.#inFlight.size === 0;
+    let drained = this.#inFlight === 0;
     if (!drained) {
       drained = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), this.#opts.drainTimeoutMs ?? 10_000);

@@ -102,9 +102,9 @@ export function checkRequest(req: IncomingMessage, limits?: Partial<HygieneLimit
     const name = raw[i]!;
     // Compare the length first: only three names matter and most lines are none of them.
     if (name.length === 4) {
-      if (name.toLowerCase() === 'host' && ++hosts > 1) return bad('more than one Host header');
+      if (is(name, 'host', 'Host') && ++hosts > 1) return bad('more than one Host header');
     } else if (name.length === 14) {
-      if (name.toLowerCase() !== 'content-length') continue;
+      if (!is(name, 'content-length', 'Content-Length')) continue;
       if (++lengths > 1) return bad('more than one Content-Length header');
       const value = raw[i + 1]!;
       if (value.length === 0) return bad('empty Content-Length');
@@ -120,6 +120,11 @@ export function checkRequest(req: IncomingMessage, limits?: Partial<HygieneLimit
   if (lengths > 0) return bad('both Content-Length and Transfer-Encoding');
   if (version === '1.0') return bad('Transfer-Encoding on an HTTP/1.0 request');
   return checkCodings(codings);
+}
+
+/** A header name compared case-insensitively, the two usual spellings without lower-casing a copy. */
+function is(name: string, lower: string, usual: string): boolean {
+  return name === usual || name === lower || name.toLowerCase() === lower;
 }
 
 function checkTarget(target: string): string | undefined {
