@@ -175,7 +175,7 @@ export class AppRoutes {
     }
     sendContinue(res);
     if (dispatchNow(req)) {
-      void this.#run(index, req, res, method, path, params, EMPTY);
+      this.#run(index, req, res, method, path, params, EMPTY);
       return true;
     }
     const dispatched = readingBody(req, res);
@@ -191,12 +191,12 @@ export class AppRoutes {
         res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close' }).end('Entity Too Large');
         return;
       }
-      void this.#run(index, req, res, method, path, params, Buffer.concat(chunks, size));
+      this.#run(index, req, res, method, path, params, Buffer.concat(chunks, size));
     });
     return true;
   }
 
-  async #run(index: number, req: IncomingMessage, res: ServerResponse, method: string, path: string, params: Record<string, string>, body: Buffer): Promise<void> {
+  #run(index: number, req: IncomingMessage, res: ServerResponse, method: string, path: string, params: Record<string, string>, body: Buffer): void {
     const host = this.#host;
     const handler = this.#handlers[index]!;
     const route = this.#routes[index]!;
@@ -249,21 +249,37 @@ export class AppRoutes {
         );
       },
     };
-    try {
-      const init = toResponseInit(await handler(request, ctx));
-      this.#deadlines.delete(deadline);
-      // Past the deadline the client has its 504 already.
-      if (timedOut || res.destroyed) return;
-      // writeHead fixes the head before end() sees the body: without a length node:http would
-      // answer HTTP/1.1 chunked and close an HTTP/1.0 keep-alive connection.
-      setLength(init);
-      res.writeHead(init.status, init.headers as Record<string, string | string[]>);
-      res.end(req.method === 'HEAD' ? undefined : init.body);
-    } catch (err) {
+    const failed = (err: unknown): void => {
       this.#deadlines.delete(deadline);
       if (timedOut) return;
       fail(res, err, log);
+    };
+    const answer = (value: unknown): void => {
+      try {
+        const init = toResponseInit(value);
+        this.#deadlines.delete(deadline);
+        // Past the deadline the client has its 504 already.
+        if (timedOut || res.destroyed) return;
+        // writeHead fixes the head before end() sees the body: without a length node:http would
+        // answer HTTP/1.1 chunked and close an HTTP/1.0 keep-alive connection.
+        setLength(init);
+        res.writeHead(init.status, init.headers as Record<string, string | string[]>);
+        res.end(req.method === 'HEAD' ? undefined : init.body);
+      } catch (err) {
+        failed(err);
+      }
+    };
+    let value: unknown;
+    let later: boolean;
+    try {
+      value = handler(request, ctx);
+      later = isThenable(value);
+    } catch (err) {
+      return failed(err);
     }
+    // A handler that answers at once is answered at once: no promise, no later turn.
+    if (later) Promise.resolve(value).then(answer, failed);
+    else answer(value);
   }
 }
 
@@ -294,6 +310,10 @@ class LiveAppRequest implements AppRequest {
   get signal(): AbortSignal {
     return this.#signal();
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 /** Gives a body its Content-Length unless the route framed it itself (or its status has none). */
