@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import { MAX_QUEUED_MESSAGES, WsRoutes } from '../workers/ws-routes.js';
+import { MAX_QUEUED_MESSAGES, WsRoutes, type WsRoutesDeps } from '../workers/ws-routes.js';
 import type { WsResult, WsTask } from '../workers/task.js';
 import { compileMethodRoutes } from '../protocol/method-router.js';
 import { encodeRequest, parseRequest } from '../protocol/m2-request.js';
@@ -21,17 +21,24 @@ function message(method: string, connId: number, body: string, flags?: string) {
   return parseRequest(encodeRequest({ sender: S, connId, path: '/chat', headers, body }, 'json'));
 }
 
+/** WsRoutes with the one route `WS /chat` and the handlers it `has`; the test brings send, refund and run. */
+function chatRoutes(has: { open: boolean; message: boolean; close: boolean }, timeoutMs: number, io: Pick<WsRoutesDeps, 'send' | 'refund' | 'run'>): WsRoutes {
+  return new WsRoutes({
+    routes: compileMethodRoutes([{ pattern: 'WS /chat' }]),
+    wsRoutes: new Map([[0, { index: 0, ...has, timeoutMs: undefined }]]),
+    timeoutMs,
+    channel: `test-${randomUUID()}`,
+    log: pino({ level: 'silent' }),
+    ...io,
+  });
+}
+
 test('one sender and connection id on two gateways are two connections; a broadcast reaches both gateways', async () => {
   const sent: Array<{ origin: number; ids: number[]; body: string }> = [];
   const ran: WsTask[] = [];
   let pending = 0;
   let settle: (() => void) | undefined;
-  const routes = new WsRoutes({
-    routes: compileMethodRoutes([{ pattern: 'WS /chat' }]),
-    wsRoutes: new Map([[0, { index: 0, open: false, message: true, close: false, timeoutMs: undefined }]]),
-    timeoutMs: 5000,
-    channel: `test-${randomUUID()}`,
-    log: pino({ level: 'silent' }),
+  const routes = chatRoutes({ open: false, message: true, close: false }, 5000, {
     send: (m, _credit, origin) => {
       const r = parseReply(m);
       sent.push({ origin, ids: r.ids, body: r.body.toString('latin1') });
@@ -93,12 +100,7 @@ function heldRig() {
   const refunds: Array<{ origin: number; credit: number }> = [];
   const ran: WsTask[] = [];
   const waiting: Array<() => void> = [];
-  const routes = new WsRoutes({
-    routes: compileMethodRoutes([{ pattern: 'WS /chat' }]),
-    wsRoutes: new Map([[0, { index: 0, open: true, message: true, close: true, timeoutMs: undefined }]]),
-    timeoutMs: 60_000,
-    channel: `test-${randomUUID()}`,
-    log: pino({ level: 'silent' }),
+  const routes = chatRoutes({ open: true, message: true, close: true }, 60_000, {
     send: (m, credit, origin) => {
       const r = parseReply(m);
       sent.push({ origin, ids: r.ids, body: Buffer.from(r.body), credit });
