@@ -6,6 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
+import { ABORT_MESSAGE } from '../workers/abort-protocol.js';
 import {
   fakeFront,
   fixtureRoutes,
@@ -72,6 +73,23 @@ test('a disconnect for a running task aborts it and no reply is sent', async () 
   const next = await front.next();
   assert.deepEqual(next.ids, [2]);
   assert.equal(parseHttp(next.body).body, 'hello');
+});
+
+test('a handler that first reads its signal after the disconnect gets it already aborted, and nothing is sent', async () => {
+  const front = await fakeFront();
+  const svc = await startService([PROBES, '--send', front.send, '--recv', front.recv, '--workers', '1']);
+  const g = gate();
+  await front.request(1, '/t/late-signal', { query: g.query('late') });
+  await svc.waitFor(isProbe('started', 'late'));
+  await front.disconnect(1);
+  // Answered on the main thread after the disconnect: the abort has been sent to the thread.
+  await barrier(front, 98);
+  g.open();
+  const late = await svc.waitFor(isProbe('late-signal', 'late'));
+  assert.deepEqual([late.aborted, late.reason], [true, ABORT_MESSAGE]);
+  await front.request(2, '/t/hello');
+  const next = await front.next();
+  assert.deepEqual([next.ids, parseHttp(next.body).body], [[2], 'hello']);
 });
 
 test('a disconnect for a queued task removes it: it never starts and nothing is sent', async () => {
