@@ -82,7 +82,8 @@ test('a handler that first reads its signal after the disconnect gets it already
   await front.request(1, '/t/late-signal', { query: g.query('late') });
   await svc.waitFor(isProbe('started', 'late'));
   await front.disconnect(1);
-  // Answered on the main thread after the disconnect: the abort has been sent to the thread.
+  // Answered on the main thread after the disconnect: the abort notice went to the thread
+  // (whose event loop is idle, awaiting the gate) a ZeroMQ round trip before the gate opens.
   await barrier(front, 98);
   g.open();
   const late = await svc.waitFor(isProbe('late-signal', 'late'));

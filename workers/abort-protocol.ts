@@ -20,9 +20,10 @@
  * 3. M, to abort, stores the id in `abortFlags[slot]`, then posts the id on the
  *    BroadcastChannel `abortChannel`, which wakes W to abort the handler's
  *    `req.signal` (async handlers notice it; the flag alone would not wake them).
- * 4. W keeps an AbortController per running task, by id. After loading the
- *    routes module (first task on a thread) it reads the flag again: a notice
- *    posted before the controller existed found nothing to abort.
+ * 4. W keeps the abort state of each running task, by id (its AbortController
+ *    is made only if the handler reads `req.signal`). After loading the routes
+ *    module (first task on a thread) it reads the flag again: a notice posted
+ *    before the task was tracked found nothing to abort.
  * 5. M, `graceMs` after step 3, if the result has not come back, reads
  *    `runningOn[slot]`: QUEUED means step 2 has not happened (it will see the
  *    flag), otherwise M terminates that thread; piscina fails the task

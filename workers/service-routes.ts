@@ -22,8 +22,8 @@ export interface ServiceRequest {
   body: Buffer;
   connId: number;
   sender: string;
-  /** Aborted when the client disconnects or the route's timeout passes. */
-  signal: AbortSignal;
+  /** Aborted when the client disconnects or the route's timeout passes. Made on first read. */
+  readonly signal: AbortSignal;
   /**
    * Only on routes with `uploads: true`: a body the front spooled to its upload store
    * (Mongrel2's async upload, over `limits.content_length`) is this file, and `body` is

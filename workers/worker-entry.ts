@@ -121,8 +121,8 @@ async function runBatch(tasks: RunTask[]): Promise<BatchResult> {
 
 export default async function handle(task: WorkerTask): Promise<RunResult | DescribeResult | BatchResult | WsResult> {
   if (task.kind === 'describe') {
-    const entries = await routes();
-    return { routes: entries.map(({ pattern, timeoutMs, uploads, ws }) => ({ pattern, timeoutMs, uploads, ...(ws ? { ws: { open: ws.open !== undefined, message: ws.message !== undefined, close: ws.close !== undefined, background: ws.background === true } } : {}) })) };
+    const loadedEntries = await routes();
+    return { routes: loadedEntries.map(({ pattern, timeoutMs, uploads, ws }) => ({ pattern, timeoutMs, uploads, ...(ws ? { ws: { open: ws.open !== undefined, message: ws.message !== undefined, close: ws.close !== undefined, background: ws.background === true } } : {}) })) };
   }
   if (task.kind === 'ws') {
     const entry = (await routes())[task.route];
