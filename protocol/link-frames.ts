@@ -16,7 +16,9 @@ export type LinkMessage =
   | { command: 'CREDIT'; credit: number }
   | { command: 'HEARTBEAT' }
   | { command: 'BYE' }
-  | { command: 'METRICS'; report: Buffer };
+  | { command: 'METRICS'; report: Buffer }
+  | { command: 'FEATURES'; features: string[] }
+  | { command: 'BATCH'; frames: Buffer[] };
 
 export type LinkCommand = LinkMessage['command'];
 
@@ -25,8 +27,14 @@ export type LinkCommand = LinkMessage['command'];
 // service about 20 us more CPU per request than PUSH/SUB on a trivial route
 // (measured: every frame is another message part for ZeroMQ to queue, frame
 // and signal), so the fields share one frame.
-const ARGS: Record<LinkCommand, number> = { READY: 3, REQUEST: 0, DISCONNECT: 0, NOTICE: 0, FRAME: 0, REPLY: 1, CREDIT: 1, HEARTBEAT: 0, BYE: 0, METRICS: 0 };
-const PAYLOAD: Record<LinkCommand, boolean> = { READY: false, REQUEST: true, DISCONNECT: true, NOTICE: true, FRAME: true, REPLY: true, CREDIT: false, HEARTBEAT: false, BYE: false, METRICS: true };
+// READY and FEATURES take a variable count (checked in decodeLink).
+const ARGS: Record<LinkCommand, number> = { READY: 3, REQUEST: 0, DISCONNECT: 0, NOTICE: 0, FRAME: 0, REPLY: 1, CREDIT: 1, HEARTBEAT: 0, BYE: 0, METRICS: 0, FEATURES: 1, BATCH: 1 };
+const PAYLOAD: Record<LinkCommand, boolean> = { READY: false, REQUEST: true, DISCONNECT: true, NOTICE: true, FRAME: true, REPLY: true, CREDIT: false, HEARTBEAT: false, BYE: false, METRICS: true, FEATURES: false, BATCH: true };
+/** Commands that only ever go alone: the handshake, and a batch itself. */
+const NOT_IN_BATCH: ReadonlySet<LinkCommand> = new Set(['READY', 'FEATURES', 'BATCH']);
+/** The features this implementation knows (FEATURES lists the sender's; unknown ones are ignored). */
+export const FEATURE_BATCH = 'batch';
+const FEATURE_WORD = /^[a-z0-9-]{1,32}$/;
 const MAX_NUMBER = 999_999;
 /** The longest header line read: version, command, numbers and a service name. */
 const MAX_HEADER = 512;
@@ -65,7 +73,8 @@ export function decodeLink(frames: readonly Buffer[]): LinkMessage {
   const cmd = command as LinkCommand;
   // READY's name is the rest of the line and may hold spaces.
   const args = cmd === 'READY' ? [words[1] ?? '', words[2] ?? '', words.slice(3).join(' ')] : words.slice(1);
-  if ((cmd === 'READY' ? words.length < 4 : args.length !== ARGS[cmd])) fail(`${cmd} takes ${ARGS[cmd]} argument(s), got ${words.length - 1}`);
+  const argsOk = cmd === 'READY' ? words.length >= 4 : cmd === 'FEATURES' ? args.length >= 1 : args.length === ARGS[cmd];
+  if (!argsOk) fail(`${cmd} takes ${cmd === 'FEATURES' ? 'at least ' : ''}${ARGS[cmd]} argument(s), got ${words.length - 1}`);
   if (PAYLOAD[cmd] !== (lf >= 0)) fail(PAYLOAD[cmd] ? `${cmd} needs a payload after a line feed` : `${cmd} takes no payload`, end);
   const payload = (): Buffer => frame.subarray(lf + 1);
   switch (cmd) {
@@ -86,10 +95,92 @@ export function decodeLink(frames: readonly Buffer[]): LinkMessage {
       return { command: cmd, credit: parseNumber(args[0]!, 'REPLY credit'), message: payload() };
     case 'CREDIT':
       return { command: cmd, credit: parseNumber(args[0]!, 'CREDIT credit') };
+    case 'FEATURES':
+      for (const word of args) if (!FEATURE_WORD.test(word)) fail('a feature is 1 to 32 of a-z, 0-9 and -');
+      return { command: cmd, features: args };
+    case 'BATCH':
+      return { command: cmd, frames: splitBatch(frame, lf + 1, parseNumber(args[0]!, 'BATCH count')) };
     case 'HEARTBEAT':
     case 'BYE':
       return { command: cmd };
   }
+}
+
+const COLON = 0x3a;
+const COMMA = 0x2c;
+
+/**
+ * BATCH's payload: `count` netstrings (`LEN:BYTES,`, LEN in ASCII decimal),
+ * each a whole link message. The framing is checked here, all or nothing; the
+ * messages themselves are read by decodeBatchItem, so one bad message costs
+ * only itself.
+ */
+function splitBatch(frame: Buffer, start: number, count: number): Buffer[] {
+  if (count < 2) fail('a BATCH holds at least 2 messages');
+  const items: Buffer[] = [];
+  let at = start;
+  while (at < frame.length) {
+    if (items.length === count) fail(`BATCH says ${count} messages and holds more`, at);
+    let len = 0;
+    let digits = 0;
+    let b = frame[at]!;
+    while (b >= 0x30 && b <= 0x39 && digits < 10) {
+      len = len * 10 + (b - 0x30);
+      digits++;
+      b = frame[at + digits] ?? -1;
+    }
+    if (digits === 0 || b !== COLON) fail('a BATCH item is LEN:BYTES, with LEN in decimal', at);
+    const body = at + digits + 1;
+    if (body + len >= frame.length || frame[body + len] !== COMMA) fail('a BATCH item is cut short or lacks its trailing comma', at);
+    items.push(frame.subarray(body, body + len));
+    at = body + len + 1;
+  }
+  if (items.length !== count) fail(`BATCH says ${count} messages and holds ${items.length}`, at);
+  return items;
+}
+
+/**
+ * One message of a BATCH.
+ *
+ * @throws ProtocolError M2G_ERR_LINK as decodeLink does, and for a READY,
+ *   FEATURES or BATCH inside a batch (they go alone).
+ */
+export function decodeBatchItem(frame: Buffer): LinkMessage {
+  const message = decodeLink([frame]);
+  if (NOT_IN_BATCH.has(message.command)) fail(`${message.command} cannot be part of a BATCH`);
+  return message;
+}
+
+/**
+ * One BATCH frame of link messages as encodeLink makes them (one frame
+ * each), in order: one ZeroMQ message instead of `frames.length`.
+ *
+ * @throws RangeError for fewer than 2 or more than 999,999 messages.
+ */
+export function encodeBatch(frames: readonly Buffer[]): Buffer {
+  const n = frames.length;
+  if (n < 2 || n > MAX_NUMBER) throw new RangeError(`a BATCH holds 2 to ${MAX_NUMBER} messages (got ${n})`);
+  const head = `${LINK_VERSION} BATCH ${n}\n`;
+  let size = head.length;
+  for (const f of frames) size += decimalLength(f.length) + f.length + 2;
+  const out = Buffer.allocUnsafe(size);
+  let at = out.write(head, 0, 'latin1');
+  for (const f of frames) {
+    at += out.write(String(f.length), at, 'latin1');
+    out[at++] = COLON;
+    at += f.copy(out, at);
+    out[at++] = COMMA;
+  }
+  return out;
+}
+
+function decimalLength(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
 }
 
 function checkNumber(n: number, what: string): void {
@@ -138,5 +229,10 @@ export function encodeLink(message: LinkMessage): Buffer[] {
     case 'HEARTBEAT':
     case 'BYE':
       return [header(message.command, false)];
+    case 'FEATURES':
+      if (message.features.length === 0 || !message.features.every((w) => FEATURE_WORD.test(w))) throw new RangeError('FEATURES lists 1 or more words of a-z, 0-9 and -');
+      return [Buffer.from(`${LINK_VERSION} FEATURES ${message.features.join(' ')}`)];
+    case 'BATCH':
+      return [encodeBatch(message.frames)];
   }
 }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeLink, encodeLink, LINK_VERSION, type LinkMessage } from '../protocol/link-frames.js';
+import { decodeBatchItem, decodeLink, encodeBatch, encodeLink, LINK_VERSION, type LinkMessage } from '../protocol/link-frames.js';
 import { ERROR_CODES, ProtocolError } from '../protocol/errors.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -61,6 +61,7 @@ const anyMessage: fc.Arbitrary<LinkMessage> = fc.oneof(
   fc.constant({ command: 'HEARTBEAT' as const }),
   fc.constant({ command: 'BYE' as const }),
   fc.record({ command: fc.constant('METRICS' as const), report: payload }),
+  fc.record({ command: fc.constant('FEATURES' as const), features: fc.array(fc.stringMatching(/^[a-z0-9-]{1,32}$/), { minLength: 1, maxLength: 4 }) }),
   // fc.record builds null-prototype objects; decodeLink returns plain ones.
 ).map((m) => ({ ...m }));
 
@@ -128,7 +129,7 @@ test('encodeLink refuses numbers that cannot be written in 1 to 6 digits', () =>
 });
 
 test('no frame makes decodeLink throw anything but a link ProtocolError', () => {
-  const words = fc.constantFrom('M2GL1', 'READY', 'REQUEST', 'DISCONNECT', 'NOTICE', 'REPLY', 'CREDIT', 'HEARTBEAT', 'BYE', '0', '1', '999999', '1000000', '', ' ', '\n');
+  const words = fc.constantFrom('M2GL1', 'READY', 'REQUEST', 'DISCONNECT', 'NOTICE', 'REPLY', 'CREDIT', 'HEARTBEAT', 'BYE', 'FEATURES', 'BATCH', 'batch', '0', '1', '2', '999999', '1000000', '', ' ', '\n', '5:', ',');
   const frame = fc.oneof(
     fc.array(words, { maxLength: 6 }).map((w) => b(w.join(' '))),
     fc.tuple(fc.array(words, { maxLength: 4 }), payload).map(([w, p]) => Buffer.concat([b(w.join(' ')), p])),
@@ -145,5 +146,71 @@ test('no frame makes decodeLink throw anything but a link ProtocolError', () => 
       }
     }),
     { numRuns: 2000 },
+  );
+});
+
+test('FEATURES lists one or more lower-case words; unknown ones are carried (the reader ignores them)', () => {
+  assert.deepEqual(texts(encodeLink({ command: 'FEATURES', features: ['batch'] })), ['M2GL1 FEATURES batch']);
+  assert.deepEqual(decodeLink([b('M2GL1 FEATURES batch zstd-2')]), { command: 'FEATURES', features: ['batch', 'zstd-2'] });
+  throwsLink([b('M2GL1 FEATURES')], /FEATURES takes at least 1 argument/);
+  throwsLink([b('M2GL1 FEATURES Batch')], /a feature is 1 to 32/);
+  throwsLink([b('M2GL1 FEATURES batch\n')], /FEATURES takes no payload/);
+  assert.throws(() => encodeLink({ command: 'FEATURES', features: [] }), RangeError);
+  assert.throws(() => encodeLink({ command: 'FEATURES', features: ['a b'] }), RangeError);
+});
+
+test('BATCH: "M2GL1 BATCH n", LF, then n netstrings each holding one whole link message, byte for byte', () => {
+  const items = [encodeLink({ command: 'REQUEST', message: b('S 7 /x 2:{},0:,') })[0]!, encodeLink({ command: 'CREDIT', credit: 2 })[0]!];
+  const batch = encodeBatch(items);
+  assert.equal(batch.toString('latin1'), 'M2GL1 BATCH 2\n29:M2GL1 REQUEST\nS 7 /x 2:{},0:,,14:M2GL1 CREDIT 2,');
+  assert.deepEqual(encodeLink({ command: 'BATCH', frames: items }), [batch]);
+  const decoded = decodeLink([batch]);
+  assert.equal(decoded.command, 'BATCH');
+  const frames = decoded.command === 'BATCH' ? decoded.frames : [];
+  assert.deepEqual(frames, items);
+  assert.deepEqual(frames.map(decodeBatchItem), [
+    { command: 'REQUEST', message: b('S 7 /x 2:{},0:,') },
+    { command: 'CREDIT', credit: 2 },
+  ]);
+  // Binary payloads, empty ones, and commas and colons inside are carried as they are.
+  const odd = [b('M2GL1 REPLY 0\n'), Buffer.concat([b('M2GL1 REPLY 1\n'), Buffer.from([0, 44, 58, 255, 10])])];
+  const back = decodeLink([encodeBatch(odd)]);
+  assert.deepEqual(back.command === 'BATCH' && back.frames, odd);
+});
+
+test('BATCH framing is checked whole: count, lengths, colons and commas; READY, FEATURES and BATCH never travel inside one', () => {
+  const hb = 'M2GL1 HEARTBEAT';
+  const ok2 = `15:${hb},15:${hb},`;
+  assert.equal(decodeLink([b(`M2GL1 BATCH 2\n${ok2}`)]).command, 'BATCH');
+  throwsLink([b(`M2GL1 BATCH 3\n${ok2}`)], /BATCH says 3 messages and holds 2/);
+  throwsLink([b(`M2GL1 BATCH 2\n${ok2}15:${hb},`)], /BATCH says 2 messages and holds more/);
+  throwsLink([b(`M2GL1 BATCH 1\n15:${hb},`)], /at least 2 messages/);
+  throwsLink([b(`M2GL1 BATCH 2\n15:${hb},16:${hb},`)], /cut short or lacks its trailing comma/);
+  throwsLink([b(`M2GL1 BATCH 2\n15:${hb},14:${hb},`)], /cut short or lacks its trailing comma/);
+  throwsLink([b(`M2GL1 BATCH 2\n15:${hb},x:${hb},`)], /LEN:BYTES/);
+  throwsLink([b(`M2GL1 BATCH 2\n15:${hb},15${hb},`)], /LEN:BYTES/);
+  throwsLink([b('M2GL1 BATCH 2')], /BATCH needs a payload/);
+  throwsLink([b('M2GL1 BATCH\n')], /BATCH takes 1 argument/);
+  for (const inner of [encodeLink({ command: 'READY', credit: 1, threads: 1, name: 'n' })[0]!, encodeLink({ command: 'FEATURES', features: ['batch'] })[0]!, b(`M2GL1 BATCH 2\n${ok2}`)]) {
+    assert.throws(
+      () => decodeBatchItem(inner),
+      (err: unknown) => err instanceof ProtocolError && err.code === ERROR_CODES.LINK && /cannot be part of a BATCH/.test(err.message),
+    );
+  }
+  // An item is read as decodeLink reads a frame: its errors are the same.
+  throwsLink([b('x')], /not an M2GL1 message/);
+  assert.throws(() => decodeBatchItem(b('x')), /not an M2GL1 message/);
+  assert.throws(() => encodeBatch([b(hb)]), RangeError);
+});
+
+test('a batch of any link messages decodes to those messages, in order', () => {
+  const inBatch = anyMessage.filter((m) => m.command !== 'READY' && m.command !== 'FEATURES');
+  fc.assert(
+    fc.property(fc.array(inBatch, { minLength: 2, maxLength: 8 }), (messages) => {
+      const batch = decodeLink([encodeBatch(messages.map((m) => encodeLink(m)[0]!))]);
+      assert.equal(batch.command, 'BATCH');
+      assert.deepEqual(batch.command === 'BATCH' && batch.frames.map(decodeBatchItem), messages);
+    }),
+    { numRuns: 300 },
   );
 });

@@ -7,8 +7,9 @@
  */
 import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
-import { decodeLink, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
+import { decodeBatchItem, decodeLink, encodeLink, FEATURE_BATCH, type LinkMessage } from '../protocol/link-frames.js';
 import { SendQueue } from '../zmq/send-queue.js';
+import { LinkOutbox } from '../zmq/link-outbox.js';
 import type { Front, FrontEvents } from './front.js';
 import { clientSocketOptions, type CurveConfig, type CurveSocketOptions } from '../zmq/curve-config.js';
 import { LIVENESS_DEFAULTS, Liveness, Verdict } from '../zmq/link-liveness.js';
@@ -39,6 +40,7 @@ const REPORT_EVERY_MS = 5000;
 
 const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
 const BYE = encodeLink({ command: 'BYE' });
+const FEATURES = encodeLink({ command: 'FEATURES', features: [FEATURE_BATCH] });
 const FIRST_BACKOFF_MS = 100;
 /**
  * After BYE, REQUESTs the gateway sent before it read the BYE may still be on their way (one
@@ -69,6 +71,8 @@ export class LinkFront implements Front {
   #events!: FrontEvents;
   #socket: Dealer | undefined;
   #out: SendQueue | undefined;
+  /** In front of #out: one BATCH per turn once the gateway offered FEATURES batch. */
+  #outbox: LinkOutbox | undefined;
   #owed = 0;
   #creditScheduled = false;
   #registered = false;
@@ -194,7 +198,9 @@ export class LinkFront implements Front {
     socket.events.on('handshake:error:auth', handshakeFailed);
     socket.connect(this.#opts.endpoint);
     this.#socket = socket;
-    this.#out = new SendQueue(socket, { maxQueued: 100_000, onError: (err) => this.#log.error({ err }, 'link send failed') });
+    const out = new SendQueue(socket, { maxQueued: 100_000, onError: (err) => this.#log.error({ err }, 'link send failed') });
+    this.#out = out;
+    this.#outbox = new LinkOutbox((frame) => out.send(frame));
     this.#registered = false;
     this.#owed = 0;
     this.#announced = this.#target;
@@ -216,18 +222,38 @@ export class LinkFront implements Front {
     }
   }
 
-  #onFrames(frames: Buffer[]): void {
-    let message: LinkMessage;
+  /** The message, or undefined when it breaks the link's rules (the first one logged). */
+  #decode(read: () => LinkMessage): LinkMessage | undefined {
     try {
-      message = decodeLink(frames);
+      return read();
     } catch (err) {
       if (!this.#warned) {
         this.#warned = true;
         this.#log.warn({ err: (err as Error).message }, 'malformed link message dropped (further ones are not logged)');
       }
+      return undefined;
+    }
+  }
+
+  #onFrames(frames: Buffer[]): void {
+    const message = this.#decode(() => decodeLink(frames));
+    if (message === undefined) return;
+    this.#liveness.heard();
+    if (message.command === 'BATCH') {
+      const socket = this.#socket;
+      for (const frame of message.frames) {
+        const item = this.#decode(() => decodeBatchItem(frame));
+        if (item === undefined) continue;
+        // A BYE in the batch started over on a new socket: what follows it was for the old one.
+        if (this.#socket !== socket) return;
+        this.#onMessage(item);
+      }
       return;
     }
-    this.#liveness.heard();
+    this.#onMessage(message);
+  }
+
+  #onMessage(message: LinkMessage): void {
     if (!this.#registered && message.command !== 'BYE') {
       this.#registered = true;
       this.#losses = 0;
@@ -248,6 +274,13 @@ export class LinkFront implements Front {
         return;
       case 'HEARTBEAT':
         return;
+      case 'FEATURES':
+        // The gateway reads BATCH: say so back, then batch what goes to it.
+        if (message.features.includes(FEATURE_BATCH) && !this.#outbox!.batching) {
+          this.#write(FEATURES);
+          this.#outbox!.enableBatches();
+        }
+        return;
       case 'BYE':
         this.#lost('the gateway said BYE');
         return;
@@ -258,7 +291,7 @@ export class LinkFront implements Front {
 
   #write(frames: Buffer[]): void {
     this.#liveness.sent();
-    this.#out?.send(frames);
+    this.#outbox?.push(frames[0]!);
   }
 
   send(message: Buffer, credit: number): void {
@@ -296,6 +329,8 @@ export class LinkFront implements Front {
     const wasRegistered = this.#registered;
     this.#socket = undefined;
     this.#out = undefined;
+    this.#outbox?.drop();
+    this.#outbox = undefined;
     this.#registered = false;
     old.linger = 0;
     old.close();
@@ -335,6 +370,7 @@ export class LinkFront implements Front {
     if (!socket) return;
     const owed = this.#owed > 0 ? this.#pass(this.#owed) : 0;
     if (owed > 0) this.#write(encodeLink({ command: 'CREDIT', credit: owed }));
+    this.#outbox?.flush();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.#out!.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
     clearTimeout(timer);

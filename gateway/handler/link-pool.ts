@@ -12,7 +12,8 @@ import { Router } from 'zeromq';
 import type { Logger } from 'pino';
 import { encodeCredits } from '../../protocol/download-credits.js';
 import { encodeDisconnect, encodeRequest, type HeaderEncoding, type RequestFields } from '../../protocol/m2-request.js';
-import { decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
+import { decodeBatchItem, decodeLink, encodeLink, FEATURE_BATCH, type LinkMessage } from '../../protocol/link-frames.js';
+import { LinkOutbox } from '../../zmq/link-outbox.js';
 import type { ConfigHandler } from '../../protocol/mongrel2-conf.js';
 import { SendQueue } from '../../zmq/send-queue.js';
 import { ReplyDispatch, type HandlerPoolStats, type ReplySink } from './reply-dispatch.js';
@@ -56,6 +57,8 @@ interface Peer extends SchedPeer {
   /** A reply from this peer named an id it does not hold: it hears that id is gone (§4.6). */
   onUnknown: (connId: number) => void;
   onSendFailure: (err: unknown) => void;
+  /** What goes to this service: one BATCH per turn once it said FEATURES batch. */
+  outbox: LinkOutbox;
   /** The service's latest METRICS report, parsed; replaced by each new one. */
   report: unknown[] | undefined;
 }
@@ -68,6 +71,7 @@ const MAX_REPORT_BYTES = 1 << 20;
 
 const HEARTBEAT = encodeLink({ command: 'HEARTBEAT' });
 const BYE = encodeLink({ command: 'BYE' });
+const FEATURES = encodeLink({ command: 'FEATURES', features: [FEATURE_BATCH] });
 
 export class LinkPool implements HandlerTarget {
   readonly config: ConfigHandler;
@@ -275,7 +279,7 @@ export class LinkPool implements HandlerTarget {
 
   #sendTo(peer: Peer, frames: Buffer[]): void {
     peer.liveness.sent();
-    this.#out.send([peer.id, ...frames], peer.onSendFailure);
+    peer.outbox.push(frames[0]!);
   }
 
   async #readLoop(): Promise<void> {
@@ -286,20 +290,25 @@ export class LinkPool implements HandlerTarget {
     }
   }
 
-  #onMessage(frames: Buffer[]): void {
-    const id = frames[0]!;
-    const key = id.toString('hex');
-    let message: LinkMessage;
+  /** The message, or undefined when it breaks the link's rules (counted, the first one logged). */
+  #decode(read: () => LinkMessage, key: string): LinkMessage | undefined {
     try {
-      message = decodeLink(frames.slice(1));
+      return read();
     } catch (err) {
       this.#linkStats.malformedLink++;
       if (!this.#warnedVersion) {
         this.#warnedVersion = true;
         this.#log.warn({ err: (err as Error).message, peer: key }, 'malformed link message dropped (further ones are only counted)');
       }
-      return;
+      return undefined;
     }
+  }
+
+  #onMessage(frames: Buffer[]): void {
+    const id = frames[0]!;
+    const key = id.toString('hex');
+    const message = this.#decode(() => decodeLink(frames.slice(1)), key);
+    if (message === undefined) return;
     const peer = this.#peers.get(key);
     if (message.command === 'READY') {
       if (peer) this.#lose(peer, 'registered again');
@@ -313,6 +322,19 @@ export class LinkPool implements HandlerTarget {
       return;
     }
     peer.liveness.heard();
+    if (message.command === 'BATCH') {
+      // One bad message in a batch costs only itself.
+      for (const frame of message.frames) {
+        const item = this.#decode(() => decodeBatchItem(frame), key);
+        // Only while the peer is still this one: the batch is read in one go.
+        if (item !== undefined && this.#peers.get(key) === peer) this.#onPeerMessage(peer, item);
+      }
+      return;
+    }
+    this.#onPeerMessage(peer, message);
+  }
+
+  #onPeerMessage(peer: Peer, message: LinkMessage): void {
     switch (message.command) {
       case 'REPLY':
         this.#replies.deliver(message.message, peer);
@@ -325,6 +347,10 @@ export class LinkPool implements HandlerTarget {
         return;
       case 'METRICS':
         peer.report = parseReport(message.report);
+        return;
+      case 'FEATURES':
+        // The service reads BATCH (it answered ours, sent with the registration).
+        if (message.features.includes(FEATURE_BATCH)) peer.outbox.enableBatches();
         return;
       case 'BYE':
         peer.leaving = true;
@@ -355,12 +381,15 @@ export class LinkPool implements HandlerTarget {
         // EHOSTUNREACH: the peer's connection is gone.
         this.#lose(peer, (err as { code?: string }).code ?? 'send failed');
       },
+      outbox: new LinkOutbox((frame) => this.#out.send([id, frame], peer.onSendFailure)),
       report: undefined,
     };
     this.#peers.set(key, peer);
     this.#linkStats.registered++;
-    // The answer tells the service it is registered.
+    // The answer tells the service it is registered; FEATURES offers batches, which the
+    // service accepts by answering FEATURES batch (a service that does not know it drops it).
     this.#sendTo(peer, HEARTBEAT);
+    this.#sendTo(peer, FEATURES);
     this.#log.info({ service: name, credit, threads, services: this.services }, 'handler connected');
     for (const resolve of this.#peerWaiters.splice(0)) resolve();
     this.#sched.addPeer(peer);
@@ -374,6 +403,7 @@ export class LinkPool implements HandlerTarget {
   /** A service that said BYE closed its connection with nothing in flight. */
   #forget(peer: Peer): void {
     this.#peers.delete(peer.key);
+    peer.outbox.drop();
     this.#sched.forgetPeer(peer);
     // Its WebSockets are not in flight after their 101, yet they end with it too.
     this.#cutHeld(peer);
@@ -385,6 +415,7 @@ export class LinkPool implements HandlerTarget {
     if (this.#peers.get(peer.key) !== peer) return;
     if (peer.leaving && peer.inFlight.size === 0) return this.#forget(peer);
     this.#peers.delete(peer.key);
+    peer.outbox.drop();
     this.#linkStats.lost++;
     this.#lost.push({ name: peer.name, threads: peer.threads, at: Date.now() });
     if (this.#lost.length > LOST_SHOWN_MAX) this.#lost.shift();
@@ -421,7 +452,10 @@ export class LinkPool implements HandlerTarget {
     clearInterval(this.#queueSweep);
     // Queued requests get 503 now; a service lost from here on gets no retries.
     this.#sched.close();
-    for (const peer of this.#peers.values()) this.#out.send([peer.id, ...BYE]);
+    for (const peer of this.#peers.values()) {
+      peer.outbox.flush();
+      this.#out.send([peer.id, ...BYE]);
+    }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.#out.flush(), new Promise<void>((resolve) => (timer = setTimeout(resolve, flushTimeoutMs)))]);
     clearTimeout(timer);

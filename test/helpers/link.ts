@@ -16,7 +16,7 @@ import { Dealer, Router } from 'zeromq';
 import { Pool } from 'undici';
 import { Gateway } from '../../gateway/gateway.js';
 import { LinkPool, type LinkOptions } from '../../gateway/handler/index.js';
-import { decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
+import { decodeBatchItem, decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
 import { findServer, parseConfig } from '../../protocol/mongrel2-conf.js';
 import { parseRequest, type HeaderEncoding, type M2Request } from '../../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../../protocol/m2-reply.js';
@@ -206,6 +206,15 @@ export interface Got {
   /** The Mongrel2 message a REQUEST or DISCONNECT carries, parsed. */
   req?: M2Request;
   at: number;
+  /** Which BATCH (numbered from 1 as received) carried it; undefined when it came alone. */
+  batch?: number;
+}
+
+/** A received link message, with a BATCH's messages unpacked in order (each tagged with its batch's number). */
+function unpack(msg: LinkMessage, batches: { n: number }): Array<{ msg: LinkMessage; batch?: number }> {
+  if (msg.command !== 'BATCH') return [{ msg }];
+  const batch = ++batches.n;
+  return msg.frames.map((f) => ({ msg: decodeBatchItem(f), batch }));
 }
 
 /** A DEALER speaking the link to a gateway; every message it receives is in `inbox`. */
@@ -213,6 +222,8 @@ export class FakeService {
   readonly dealer: Dealer;
   readonly inbox = new Recorder<Got>();
   readonly sendIdent: string;
+  /** BATCH messages received: their messages are in the inbox, each with its `batch`. */
+  readonly batches = { n: 0 };
   #chain: Promise<void> = Promise.resolve();
   #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
@@ -236,10 +247,11 @@ export class FakeService {
   async #read(): Promise<void> {
     try {
       for await (const frames of this.dealer) {
-        const msg = decodeLink(frames);
-        const got: Got = { msg, at: Date.now() };
-        if (msg.command === 'REQUEST' || msg.command === 'DISCONNECT') got.req = parseRequest(msg.message);
-        this.inbox.push(got);
+        for (const { msg, batch } of unpack(decodeLink(frames), this.batches)) {
+          const got: Got = { msg, at: Date.now(), ...(batch === undefined ? {} : { batch }) };
+          if (msg.command === 'REQUEST' || msg.command === 'DISCONNECT') got.req = parseRequest(msg.message);
+          this.inbox.push(got);
+        }
       }
     } catch (err) {
       if (!this.#closed) throw err;
@@ -310,6 +322,8 @@ export interface FromPeer {
   /** undefined when the frames broke the spec. */
   msg: LinkMessage | undefined;
   at: number;
+  /** Which BATCH (numbered from 1 as received) carried it; undefined when it came alone. */
+  batch?: number;
 }
 
 /** A ROUTER bound on a fresh tcp:// endpoint, for a real Service to connect to. */
@@ -317,6 +331,8 @@ export class FakeRouter {
   readonly router: Router;
   readonly inbox = new Recorder<FromPeer>();
   readonly spec: string;
+  /** BATCH messages received: their messages are in the inbox, each with its `batch`. */
+  readonly batches = { n: 0 };
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -336,13 +352,13 @@ export class FakeRouter {
   async #read(): Promise<void> {
     try {
       for await (const [id, ...frames] of this.router) {
-        let msg: LinkMessage | undefined;
+        let got: Array<{ msg: LinkMessage | undefined; batch?: number }>;
         try {
-          msg = decodeLink(frames);
+          got = unpack(decodeLink(frames), this.batches);
         } catch {
-          msg = undefined;
+          got = [{ msg: undefined }];
         }
-        this.inbox.push({ peer: id!.toString('hex'), id: id!, frames, msg, at: Date.now() });
+        for (const g of got) this.inbox.push({ peer: id!.toString('hex'), id: id!, frames, at: Date.now(), ...g });
       }
     } catch (err) {
       if (!this.#closed) throw err;
