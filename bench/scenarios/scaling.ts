@@ -76,6 +76,7 @@ export async function scalingScenario(cfg: BenchConfig): Promise<ScenarioResult>
   const info = [
     ratioGoal({ id: 'scaling-2x1-w1', label: '(info) 2 services × 1 thread / 1 thread', op: '>=', target: 1.8 }, by('2x1'), rps, by('w1'), rps),
     ratioGoal({ id: 'scaling-link-w2', label: '(info) link, 2 threads / PUSH/SUB 2 threads', op: '>=', target: 0.95 }, by('link-w2'), rps, by('w2'), rps),
+    ratioGoal({ id: 'scaling-link-w2-piscina', label: '(info) link, 2 threads / piscina in-process', op: '>=', target: 0.95 }, by('link-w2'), rps, by('piscina'), rps),
   ];
   // What one request cost where the fib ran: the service process (or processes), or the piscina server.
   const workCpu = (o: Outcome<HttpSample>): number =>
