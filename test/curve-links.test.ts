@@ -72,9 +72,16 @@ for (const transport of ['link', 'mongrel2'] as const) {
     const r = await rig(transport);
     const service = spawn(serviceArgs(r, transport));
     // Over PUSH/SUB too the gateway answers 503 until its PUSH has accepted the service, which
-    // may come after the service logs its own connect: wait for the gateway's side.
-    await r.gateway.waitFor((l) => l.msg === 'handler connected', 'the gateway has the service');
-    if (transport === 'mongrel2') await service.waitFor((l) => l.msg === 'connected to the front', 'the service connected');
+    // may come after the service logs its own connect: wait for the gateway's side. Before it
+    // connects, the service checks its endpoints with a throwaway socket (endpoint-probe.ts),
+    // which the PUSH accepts and drops ('handler connected', then 'disconnected', seen in CI):
+    // the service is the accept logged no earlier than its own connect (one clock, one host),
+    // and the latest count must still hold it.
+    if (transport === 'mongrel2') {
+      const connected = await service.waitFor((l) => l.msg === 'connected to the front', 'the service connected');
+      const peers = (): number => Number([...r.gateway.lines].reverse().find((l) => l.msg === 'handler connected' || l.msg === 'handler disconnected')?.peers ?? 0);
+      await r.gateway.waitFor((l) => l.msg === 'handler connected' && Number(l.time) >= Number(connected.time) && peers() >= 1, 'the gateway has the service');
+    } else await r.gateway.waitFor((l) => l.msg === 'handler connected', 'the gateway has the service');
     const first = await get(r.port, '/svc/hello');
     assert.equal(first.status, 200);
     assert.equal(first.body.toString(), 'hello');
