@@ -44,7 +44,7 @@ export {
 } from './protocol/m2-reply.js';
 
 // The m2gate link's envelope (protocol/m2gate-link.md)
-export { decodeLink, encodeLink, LINK_VERSION, type LinkMessage, type LinkCommand } from './protocol/link-frames.js';
+export { decodeBatchItem, decodeLink, encodeBatch, encodeLink, LINK_VERSION, type LinkMessage, type LinkCommand } from './protocol/link-frames.js';
 
 // The brubeck-service wire format (docs/brubeck-service-wire.md)
 export {
