@@ -222,10 +222,10 @@ export class LinkFront implements Front {
     }
   }
 
-  /** The message, or undefined when it breaks the link's rules (the first one logged). */
-  #decode(read: () => LinkMessage): LinkMessage | undefined {
+  /** A message's frames, or one message of a BATCH; undefined when it breaks the link's rules (the first one logged). */
+  #decode(frames: Buffer[] | Buffer): LinkMessage | undefined {
     try {
-      return read();
+      return Array.isArray(frames) ? decodeLink(frames) : decodeBatchItem(frames);
     } catch (err) {
       if (!this.#warned) {
         this.#warned = true;
@@ -236,13 +236,13 @@ export class LinkFront implements Front {
   }
 
   #onFrames(frames: Buffer[]): void {
-    const message = this.#decode(() => decodeLink(frames));
+    const message = this.#decode(frames);
     if (message === undefined) return;
     this.#liveness.heard();
     if (message.command === 'BATCH') {
       const socket = this.#socket;
       for (const frame of message.frames) {
-        const item = this.#decode(() => decodeBatchItem(frame));
+        const item = this.#decode(frame);
         if (item === undefined) continue;
         // A BYE in the batch started over on a new socket: what follows it was for the old one.
         if (this.#socket !== socket) return;

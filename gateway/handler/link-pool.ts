@@ -290,10 +290,13 @@ export class LinkPool implements HandlerTarget {
     }
   }
 
-  /** The message, or undefined when it breaks the link's rules (counted, the first one logged). */
-  #decode(read: () => LinkMessage, key: string): LinkMessage | undefined {
+  /**
+   * A message's frames (without the routing id), or one message of a BATCH; undefined when it
+   * breaks the link's rules (counted, the first one logged).
+   */
+  #decode(frames: Buffer[] | Buffer, key: string): LinkMessage | undefined {
     try {
-      return read();
+      return Array.isArray(frames) ? decodeLink(frames) : decodeBatchItem(frames);
     } catch (err) {
       this.#linkStats.malformedLink++;
       if (!this.#warnedVersion) {
@@ -307,7 +310,7 @@ export class LinkPool implements HandlerTarget {
   #onMessage(frames: Buffer[]): void {
     const id = frames[0]!;
     const key = id.toString('hex');
-    const message = this.#decode(() => decodeLink(frames.slice(1)), key);
+    const message = this.#decode(frames.slice(1), key);
     if (message === undefined) return;
     const peer = this.#peers.get(key);
     if (message.command === 'READY') {
@@ -325,7 +328,7 @@ export class LinkPool implements HandlerTarget {
     if (message.command === 'BATCH') {
       // One bad message in a batch costs only itself.
       for (const frame of message.frames) {
-        const item = this.#decode(() => decodeBatchItem(frame), key);
+        const item = this.#decode(frame, key);
         // Only while the peer is still this one: the batch is read in one go.
         if (item !== undefined && this.#peers.get(key) === peer) this.#onPeerMessage(peer, item);
       }
