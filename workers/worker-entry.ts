@@ -95,7 +95,9 @@ async function runTask(task: RunTask): Promise<RunResult> {
   } finally {
     aborts.untrack(task.id);
   }
-  const reply = encodeReply(req.sender, req.connId, bytes);
+  // Its own bytes: posting a view copies the view's whole ArrayBuffer, and a small Buffer is a
+  // view of Buffer's shared 8 KiB pool (a 100-byte reply crossed as 8 KiB).
+  const reply = new Uint8Array(encodeReply(req.sender, req.connId, bytes));
   // One literal of one shape: a spread of a shared base object made V8 migrate maps per task.
   const result: RunResult = { thread: threadId, startedAt, status, reply, finishedAt: now() };
   if (errorId !== undefined) {
