@@ -38,6 +38,24 @@ test("a route's reply comes back from its thread in a buffer of its own size", a
   assert.equal(result.reply.buffer.byteLength, result.reply.byteLength, 'not a view of a larger (pooled) buffer');
 });
 
+test("a WebSocket route's frames come back from its thread in buffers of their own size", async (t) => {
+  const log = pino({ level: 'silent' });
+  const aborts = new TaskAborts<{ id: number; slot: number }>(4, 1000, () => {});
+  t.after(() => aborts.close());
+  const { pool, routes } = await ThreadPool.start(
+    { routesModule: pathToFileURL(fixtureRoutes('ws-probes.mjs')).href, workers: 1, batchMs: 1, maxHeapMb: undefined, abort: aborts.shared, wsChannel: 'own-bytes-ws-test', log },
+    (r) => r,
+  );
+  t.after(() => pool.destroy());
+  const route = routes.findIndex((r) => r.pattern === 'WS /t/order');
+  assert.ok(route >= 0);
+  const result = await pool.runWs({ kind: 'ws', event: 'message', route, connId: 3, sender: SENDER, origin: 0, path: '/t/order', params: {}, headers: {}, data: Buffer.from('echo me'), binary: false, code: 0, reason: '' });
+  assert.equal(result.out.length, 1);
+  const { frame } = result.out[0]!;
+  assert.deepEqual(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), Buffer.concat([Buffer.from([0x81, 7]), Buffer.from('echo me')]));
+  assert.equal(frame.buffer.byteLength, frame.byteLength, 'not a view of a larger (pooled) buffer');
+});
+
 test('the messages of a BATCH reach the service each in a buffer of its own, in order', async (t) => {
   const router = await FakeRouter.bind();
   t.after(() => router.close());
