@@ -1,11 +1,11 @@
 /**
  * One peer's outgoing link messages, coalesced: what is written in one
  * event-loop turn leaves as one BATCH (protocol/m2gate-link.md) once the peer
- * has said it reads them. Each ZeroMQ message costs a native call, a promise
- * and, past 128 bytes, a reference that libzmq's I/O thread hands back to the
- * main thread: on a trivial route the send alone was 30-35 % of the gateway's
- * and of the service's main thread (profiles in bench/README.md). A batch pays
- * that once.
+ * has said it reads them. Each ZeroMQ message costs a native call, a promise,
+ * a wake-up of libzmq's I/O thread and a TCP write (and past 128 bytes a
+ * reference handed back to the main thread), whatever it carries; a batch pays
+ * that once. On a trivial route it took 40 % off the CPU per request on the
+ * link (bench/README.md, 2026-12-08).
  *
  * A message written alone in its turn still leaves alone, at the end of that
  * turn (setImmediate: after the poll phase that read it, before the next
