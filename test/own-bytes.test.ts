@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import { ThreadPool } from '../workers/thread-pool.js';
+import { ThreadPool, type DescribedRoutes } from '../workers/thread-pool.js';
 import { TaskAborts } from '../workers/abort-main.js';
 import { LinkFront } from '../workers/link-front.js';
 import { encodeRequest } from '../protocol/m2-request.js';
@@ -19,15 +19,20 @@ function request(connId: number, path: string): Buffer {
   return encodeRequest({ sender: SENDER, connId, path, headers: { PATH: path, METHOD: 'GET', VERSION: 'HTTP/1.1', URI: path, PATTERN: '/', host: 'localhost' }, body: '' }, 'json');
 }
 
-test("a route's reply comes back from its thread in a buffer of its own size", async (t) => {
-  const log = pino({ level: 'silent' });
+type T = { after(fn: () => unknown): void };
+
+/** One thread running a fixture routes module, with the abort bookkeeping its tasks need. */
+async function threadOf(t: T, fixture: string): Promise<{ pool: ThreadPool; routes: DescribedRoutes; aborts: TaskAborts<{ id: number; slot: number }> }> {
   const aborts = new TaskAborts<{ id: number; slot: number }>(4, 1000, () => {});
   t.after(() => aborts.close());
-  const { pool, routes } = await ThreadPool.start(
-    { routesModule: pathToFileURL(fixtureRoutes('link-probes.mjs')).href, workers: 1, batchMs: 1, maxHeapMb: undefined, abort: aborts.shared, wsChannel: 'own-bytes-test', log },
-    (r) => r,
-  );
+  const options = { routesModule: pathToFileURL(fixtureRoutes(fixture)).href, workers: 1, batchMs: 1, maxHeapMb: undefined, abort: aborts.shared, wsChannel: `own-bytes-${fixture}`, log: pino({ level: 'silent' }) };
+  const { pool, routes } = await ThreadPool.start(options, (r) => r);
   t.after(() => pool.destroy());
+  return { pool, routes, aborts };
+}
+
+test("a route's reply comes back from its thread in a buffer of its own size", async (t) => {
+  const { pool, routes, aborts } = await threadOf(t, 'link-probes.mjs');
   const route = routes.findIndex((r) => r.pattern === 'GET /l/hello');
   assert.ok(route >= 0);
   const task = { id: 1, slot: -1 };
@@ -39,14 +44,7 @@ test("a route's reply comes back from its thread in a buffer of its own size", a
 });
 
 test("a WebSocket route's frames come back from its thread in buffers of their own size", async (t) => {
-  const log = pino({ level: 'silent' });
-  const aborts = new TaskAborts<{ id: number; slot: number }>(4, 1000, () => {});
-  t.after(() => aborts.close());
-  const { pool, routes } = await ThreadPool.start(
-    { routesModule: pathToFileURL(fixtureRoutes('ws-probes.mjs')).href, workers: 1, batchMs: 1, maxHeapMb: undefined, abort: aborts.shared, wsChannel: 'own-bytes-ws-test', log },
-    (r) => r,
-  );
-  t.after(() => pool.destroy());
+  const { pool, routes } = await threadOf(t, 'ws-probes.mjs');
   const route = routes.findIndex((r) => r.pattern === 'WS /t/order');
   assert.ok(route >= 0);
   const result = await pool.runWs({ kind: 'ws', event: 'message', route, connId: 3, sender: SENDER, origin: 0, path: '/t/order', params: {}, headers: {}, data: Buffer.from('echo me'), binary: false, code: 0, reason: '' });
