@@ -1,17 +1,20 @@
-// Bytes that cross to or from a worker thread own their ArrayBuffer. Posting a Buffer view
-// copies the view's whole ArrayBuffer: a reply made in Buffer's shared 8 KiB pool crossed as
-// 8 KiB, and a REQUEST read out of a link BATCH would take the whole batch to the thread.
+// Bytes that cross to or from a worker thread own their ArrayBuffer (workers/task.ts ownBytes).
+// Posting a Buffer view copies the view's whole ArrayBuffer: a reply made in Buffer's shared
+// 8 KiB pool crossed as 8 KiB, and a REQUEST read out of a link BATCH would take the whole
+// batch to the thread.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { ThreadPool, type DescribedRoutes } from '../workers/thread-pool.js';
 import { TaskAborts } from '../workers/abort-main.js';
-import { LinkFront } from '../workers/link-front.js';
+import { Service } from '../workers/service.js';
+import { ownBytes } from '../workers/task.js';
+import { parseReply } from '../protocol/m2-reply.js';
 import { encodeRequest } from '../protocol/m2-request.js';
-import { encodeBatch, encodeLink } from '../protocol/link-frames.js';
-import { fixtureRoutes } from './helpers/service.js';
-import { FakeRouter, deadline } from './helpers/link.js';
+import { encodeBatch, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
+import { fixtureRoutes, parseHttp } from './helpers/service.js';
+import { FakeRouter } from './helpers/link.js';
 
 const SENDER = '6c1f0e2a-0000-4000-8000-0000000front';
 
@@ -54,28 +57,43 @@ test("a WebSocket route's frames come back from its thread in buffers of their o
   assert.equal(frame.buffer.byteLength, frame.byteLength, 'not a view of a larger (pooled) buffer');
 });
 
-test('the messages of a BATCH reach the service each in a buffer of its own, in order', async (t) => {
+test('ownBytes: a view of a larger buffer becomes a copy of its bytes; a view that is its whole buffer passes as it is', () => {
+  const big = Buffer.alloc(4096, 7);
+  const view = big.subarray(100, 200);
+  const own = ownBytes(view);
+  assert.deepEqual(own, view);
+  assert.equal(own.buffer.byteLength, 100);
+  const exact = Buffer.from(new Uint8Array(50).fill(3).buffer);
+  assert.equal(ownBytes(exact), exact, 'not copied');
+  // A little slack (a link frame's header in front of its message) is not worth a copy.
+  const framed = Buffer.from(new Uint8Array(120).buffer, 14);
+  assert.equal(ownBytes(framed).buffer, framed.buffer);
+  const plain = new Uint8Array(8).fill(1);
+  assert.ok(Buffer.isBuffer(ownBytes(plain)));
+  assert.equal(ownBytes(plain).buffer, plain.buffer);
+});
+
+test("the messages of a BATCH reach the service's thread each in a buffer of its own, in order", async (t) => {
   const router = await FakeRouter.bind();
-  t.after(() => router.close());
-  const front = new LinkFront({ endpoint: router.spec, credit: 8, threads: 1, name: 'own-bytes', heartbeatMs: 60_000, log: pino({ level: 'silent' }) });
-  const got: Buffer[] = [];
-  let gotAll: () => void = () => {};
-  const allThree = new Promise<void>((resolve) => (gotAll = resolve));
-  front.connect({
-    onMessage: (frame) => {
-      got.push(frame);
-      if (got.length === 3) gotAll();
-    },
-    onLost: () => {},
+  const svc = new Service({ connect: router.spec, routesModule: pathToFileURL(fixtureRoutes('link-probes.mjs')).href, workers: 1, credit: 8, heartbeatMs: 60_000, liveness: 3, senderId: 'own-bytes', drainTimeoutMs: 5000, logger: pino({ level: 'silent' }) });
+  await svc.start();
+  t.after(async () => {
+    await svc.close();
+    router.close();
   });
-  t.after(() => front.close());
   const ready = await router.next('READY', 'READY');
   await router.send(ready.id, { command: 'HEARTBEAT' });
   await router.send(ready.id, { command: 'FEATURES', features: ['batch'] });
   await router.next('FEATURES', 'FEATURES answering the offer');
-  const messages = [request(1, '/a'), request(2, '/b'), request(3, '/c')];
+  const from = router.inbox.items.length;
+  const messages = [request(1, '/l/backing'), request(2, '/l/backing'), request(3, '/l/backing')];
   await router.sendRaw(ready.id, [encodeBatch(messages.map((m) => encodeLink({ command: 'REQUEST', message: m })[0]!))]);
-  await deadline(allThree, 'three REQUESTs delivered');
-  assert.deepEqual(got, messages);
-  for (const frame of got) assert.equal(frame.buffer.byteLength, frame.byteLength, 'its own bytes, not a view of the batch');
+  const replies = await router.inbox.when(() => {
+    const got = router.inbox.items.slice(from).filter((m) => m.msg?.command === 'REPLY');
+    return got.length >= 3 ? got : undefined;
+  }, 'three REPLYs');
+  const answers = replies.map((m) => parseReply((m.msg as Extract<LinkMessage, { command: 'REPLY' }>).message));
+  assert.deepEqual(answers.map((r) => r.ids[0]), [1, 2, 3], 'in order');
+  // Each thread saw a buffer the size of its own message, not the batch's.
+  for (const [i, r] of answers.entries()) assert.equal(parseHttp(r.body).body.toString(), String(messages[i]!.length));
 });

@@ -246,9 +246,6 @@ export class LinkFront implements Front {
         if (item === undefined) continue;
         // A BYE in the batch started over on a new socket: what follows it was for the old one.
         if (this.#socket !== socket) return;
-        // Each message gets its own bytes: a view of the batch, posted to a worker thread with its
-        // task, would copy the whole batch there (a view posts its whole ArrayBuffer).
-        if ('message' in item) item.message = Buffer.from(new Uint8Array(item.message).buffer);
         this.#onMessage(item);
       }
       return;

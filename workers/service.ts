@@ -35,7 +35,7 @@ import { ConnectionOrder, wantsClose, type Ordered } from './connection-order.js
 import { TaskAborts, type AbortableTask } from './abort-main.js';
 import { checkEndpoints } from './endpoint-probe.js';
 import { resolveServiceOptions, type ResolvedServiceOptions, type ServiceOptions } from './service-options.js';
-import type { RunResult, RunTask } from './task.js';
+import { ownBytes, type RunResult, type RunTask } from './task.js';
 import { ThreadPool } from './thread-pool.js';
 import { ServiceMetrics } from '../admin/service-metrics.js';
 import { PacedFront } from './paced-reply.js';
@@ -336,7 +336,7 @@ export class Service {
     this.#aborts.claim(p);
     p.live = true;
     this.#live++;
-    const task: RunTask = { kind: 'run', id: p.id, slot: p.slot, route, params, frame: p.frame, head: p.head, upload: p.upload?.ok === true ? p.upload.file : undefined };
+    const task: RunTask = { kind: 'run', id: p.id, slot: p.slot, route, params, frame: ownBytes(p.frame), head: p.head, upload: p.upload?.ok === true ? p.upload.file : undefined };
     const timeoutMs = this.#routeTimeouts[route] ?? this.#opts.timeoutMs;
     p.timer = setTimeout(() => {
       this.stats.timedOut++;

@@ -3,6 +3,19 @@ import type { HeaderMap } from '../protocol/m2-request.js';
 import type { AbortShared } from './abort-protocol.js';
 import type { UploadedFile } from './upload-body.js';
 
+/**
+ * Bytes for a task or a result: what crosses to or from a worker thread goes through here.
+ * Posting a view copies its whole ArrayBuffer, and views are everywhere: a small Buffer is a
+ * view of Buffer's shared 8 KiB pool (a 100-byte reply crossed as 8 KiB), a link BATCH's
+ * messages are views of the batch. When most of the buffer behind a view is not its own, a
+ * copy of just its bytes crosses instead; a view that is (nearly) its whole buffer is passed
+ * as it is.
+ */
+export function ownBytes(view: Uint8Array): Buffer {
+  if (view.buffer.byteLength > 2 * view.byteLength) return Buffer.from(new Uint8Array(view).buffer);
+  return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
 export interface WorkerConfig {
   /** file: URL of the user's compiled routes module. */
   routesModule: string;

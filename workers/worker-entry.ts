@@ -16,7 +16,7 @@ import { readServiceRoutes, type ServiceRouteEntry, type ServiceRequest } from '
 import type { UploadedFile } from './upload-body.js';
 import { textResponse, toHttpResponse } from './result.js';
 import { AbortListener, type RunningTask } from './abort-worker.js';
-import type { BatchResult, DescribeResult, RunResult, RunTask, WorkerConfig, WorkerTask, WsResult } from './task.js';
+import { ownBytes, type BatchResult, type DescribeResult, type RunResult, type RunTask, type WorkerConfig, type WorkerTask, type WsResult } from './task.js';
 import { runWsTask } from './ws-worker.js';
 
 const config = workerData as WorkerConfig;
@@ -95,9 +95,7 @@ async function runTask(task: RunTask): Promise<RunResult> {
   } finally {
     aborts.untrack(task.id);
   }
-  // Its own bytes: posting a view copies the view's whole ArrayBuffer, and a small Buffer is a
-  // view of Buffer's shared 8 KiB pool (a 100-byte reply crossed as 8 KiB).
-  const reply = new Uint8Array(encodeReply(req.sender, req.connId, bytes));
+  const reply = ownBytes(encodeReply(req.sender, req.connId, bytes));
   // One literal of one shape: a spread of a shared base object made V8 migrate maps per task.
   const result: RunResult = { thread: threadId, startedAt, status, reply, finishedAt: now() };
   if (errorId !== undefined) {

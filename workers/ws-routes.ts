@@ -32,7 +32,7 @@ import { encodeClose, encodeReply } from '../protocol/m2-reply.js';
 import { matchMethodRoute, type MethodRoute } from '../protocol/method-router.js';
 import { closePayload, encodeFrame, flagsOpcode, OPCODES } from '../protocol/ws-frame.js';
 import { textResponse } from './result.js';
-import type { WsResult, WsTarget, WsTask } from './task.js';
+import { ownBytes, type WsResult, type WsTarget, type WsTask } from './task.js';
 import { WS_METHOD } from './service-routes.js';
 import type { WsChannelMessage } from './ws-worker.js';
 
@@ -173,7 +173,7 @@ export class WsRoutes {
         this.#deps.log.warn({ connId: conn.connId, path: conn.req.path, queued: conn.queue.length }, 'WebSocket client sends faster than its route answers: closed with 1013');
         return this.#endNow(conn, 1013, 'too many messages waiting');
       }
-      return this.#enqueue(conn, { event: 'message', data: Buffer.from(req.body), binary: opcode === OPCODES.BINARY });
+      return this.#enqueue(conn, { event: 'message', data: ownBytes(req.body), binary: opcode === OPCODES.BINARY });
     }
     if (opcode === OPCODES.CLOSE) {
       const code = req.body.length >= 2 ? req.body.readUInt16BE(0) : 1005;

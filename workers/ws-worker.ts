@@ -14,7 +14,7 @@ import { parseQuery } from '../protocol/method-router.js';
 import { buildResponse } from '../protocol/http-response.js';
 import { toResponseInit } from '../protocol/route-result.js';
 import type { ServiceRouteEntry, WebSocketConnection, WebSocketRef } from './service-routes.js';
-import type { WorkerConfig, WsOutput, WsResult, WsTask } from './task.js';
+import { ownBytes, type WorkerConfig, type WsOutput, type WsResult, type WsTask } from './task.js';
 
 /** What webSocketSend() posts on the service's channel (ws-routes.ts reads it). */
 export interface WsChannelMessage {
@@ -28,14 +28,6 @@ export interface WsChannelMessage {
 
 let channel: BroadcastChannel | undefined;
 
-/**
- * A frame in a buffer of its own size: posting a view copies its whole ArrayBuffer, and a small
- * Buffer is a view of Buffer's shared 8 KiB pool.
- */
-function own(frame: Uint8Array): Uint8Array {
-  return frame.byteLength === frame.buffer.byteLength ? frame : new Uint8Array(frame);
-}
-
 function post(message: WsChannelMessage): void {
   const name = isMainThread ? undefined : (workerData as Partial<WorkerConfig> | null)?.wsChannel;
   if (name === undefined) throw new Error('webSocketSend() works on the worker threads of an m2gate service');
@@ -44,7 +36,7 @@ function post(message: WsChannelMessage): void {
     // A channel keeps its thread alive; the thread's tasks are what should.
     channel.unref();
   }
-  channel.postMessage({ ...message, frame: own(message.frame) });
+  channel.postMessage({ ...message, frame: ownBytes(message.frame) });
 }
 
 /** A text (string) or binary (bytes) frame. */
@@ -75,7 +67,7 @@ export async function runWsTask(task: WsTask, entry: ServiceRouteEntry): Promise
   const ref: WebSocketRef = { sender: task.sender, id: task.connId, gateway: task.origin };
   let collecting = true;
   const emit = (to: WsOutput['to'], frame: Buffer): void => {
-    if (collecting) out.push({ to, frame: own(frame) });
+    if (collecting) out.push({ to, frame: ownBytes(frame) });
     else if (to === 'route') post({ to: [], route: { index: task.route }, frame });
     else post({ to: to === 'self' ? [ref] : to.map((id) => ({ sender: ref.sender, id, gateway: task.origin })), frame });
   };
