@@ -5,14 +5,10 @@
 // message in it costs only itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pathToFileURL } from 'node:url';
-import { Service } from '../workers/service.js';
-import { encodeRequest } from '../protocol/m2-request.js';
 import { encodeReply } from '../protocol/m2-reply.js';
 import { encodeBatch, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
-import { logCapture } from './helpers/gateway.js';
-import { fixtureRoutes, parseHttp } from './helpers/service.js';
-import { FakeRouter, FakeService, startLinkGateway, type LinkRig } from './helpers/link.js';
+import { parseHttp } from './helpers/service.js';
+import { FakeService, linkGet, serviceOnFakeRouter, startLinkGateway, type LinkRig } from './helpers/link.js';
 
 type T = { after(fn: () => unknown): void };
 
@@ -120,28 +116,11 @@ test('gateway: a BATCH whose framing is broken is dropped whole and counted once
   assert.equal((await c.response()).body.toString(), 'x');
 });
 
-const ROUTES = pathToFileURL(fixtureRoutes('link-probes.mjs')).href;
-const SENDER = '6c1f0e2a-0000-4000-8000-0000000front';
-
-function request(connId: number, path: string): Buffer {
-  return encodeRequest({ sender: SENDER, connId, path, headers: { PATH: path, METHOD: 'GET', VERSION: 'HTTP/1.1', URI: path, PATTERN: '/', host: 'localhost' }, body: '' }, 'json');
-}
-
 test('service: sends neither FEATURES nor BATCH until the gateway offers batches; then answers FEATURES batch, serves a BATCH of REQUESTs and returns each credit', async (t) => {
-  const router = await FakeRouter.bind();
-  const log = logCapture();
-  const svc = new Service({ connect: router.spec, routesModule: ROUTES, workers: 1, credit: 8, heartbeatMs: 60_000, liveness: 3, senderId: 'svc-batch', drainTimeoutMs: 5000, logger: log.logger });
-  await svc.start();
-  t.after(async () => {
-    await svc.close();
-    router.close();
-  });
-  const ready = await router.next('READY', 'READY');
-  await router.send(ready.id, { command: 'HEARTBEAT' });
-  await log.waitFor((l) => l.msg === 'connected to the gateway', 'connected to the gateway');
+  const { router, log, peer: ready } = await serviceOnFakeRouter(t, 'svc-batch');
 
   // A gateway that does not know batches: one REQUEST, one REPLY, nothing new on the wire.
-  await router.send(ready.id, { command: 'REQUEST', message: request(1, '/l/hello') });
+  await router.send(ready.id, { command: 'REQUEST', message: linkGet(1, '/l/hello') });
   const first = await router.next('REPLY', 'REPLY to the single REQUEST');
   assert.equal(first.msg?.command === 'REPLY' && first.msg.credit, 1);
   assert.equal(router.inbox.count((m) => m.msg?.command === 'FEATURES'), 0);
@@ -153,14 +132,11 @@ test('service: sends neither FEATURES nor BATCH until the gateway offers batches
 
   const from = router.inbox.items.length;
   const ids = [11, 12, 13, 14, 15];
-  const items = ids.map((id) => frame({ command: 'REQUEST', message: request(id, '/l/hello') }));
+  const items = ids.map((id) => frame({ command: 'REQUEST', message: linkGet(id, '/l/hello') }));
   // A bad message in the middle is dropped alone (it held no credit: it was no REQUEST).
   items.splice(2, 0, Buffer.from('M2GL1 REQUEST x\nnope'));
   await router.sendRaw(ready.id, [encodeBatch(items)]);
-  const replies = await router.inbox.when(() => {
-    const got = router.inbox.items.slice(from).filter((m) => m.msg?.command === 'REPLY');
-    return got.length >= ids.length ? got : undefined;
-  }, 'five REPLYs');
+  const replies = await router.replies(ids.length, from);
   const answered = replies.map((m) => {
     const msg = m.msg as Extract<LinkMessage, { command: 'REPLY' }>;
     const text = msg.message.toString('latin1');

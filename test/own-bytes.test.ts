@@ -8,19 +8,11 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { ThreadPool, type DescribedRoutes } from '../workers/thread-pool.js';
 import { TaskAborts } from '../workers/abort-main.js';
-import { Service } from '../workers/service.js';
 import { ownBytes } from '../workers/task.js';
 import { parseReply } from '../protocol/m2-reply.js';
-import { encodeRequest } from '../protocol/m2-request.js';
 import { encodeBatch, encodeLink, type LinkMessage } from '../protocol/link-frames.js';
 import { fixtureRoutes, parseHttp } from './helpers/service.js';
-import { FakeRouter } from './helpers/link.js';
-
-const SENDER = '6c1f0e2a-0000-4000-8000-0000000front';
-
-function request(connId: number, path: string): Buffer {
-  return encodeRequest({ sender: SENDER, connId, path, headers: { PATH: path, METHOD: 'GET', VERSION: 'HTTP/1.1', URI: path, PATTERN: '/', host: 'localhost' }, body: '' }, 'json');
-}
+import { FRONT_SENDER, linkGet, serviceOnFakeRouter } from './helpers/link.js';
 
 type T = { after(fn: () => unknown): void };
 
@@ -40,9 +32,9 @@ test("a route's reply comes back from its thread in a buffer of its own size", a
   assert.ok(route >= 0);
   const task = { id: 1, slot: -1 };
   aborts.claim(task);
-  const result = await pool.run({ kind: 'run', id: task.id, slot: task.slot, route, params: {}, frame: request(7, '/l/hello'), head: false, upload: undefined });
+  const result = await pool.run({ kind: 'run', id: task.id, slot: task.slot, route, params: {}, frame: linkGet(7, '/l/hello'), head: false, upload: undefined });
   assert.equal(result.status, 200);
-  assert.ok(Buffer.from(result.reply.buffer, result.reply.byteOffset, result.reply.byteLength).toString('latin1').startsWith(`${SENDER} 1:7, HTTP/1.1 200`));
+  assert.ok(Buffer.from(result.reply.buffer, result.reply.byteOffset, result.reply.byteLength).toString('latin1').startsWith(`${FRONT_SENDER} 1:7, HTTP/1.1 200`));
   assert.equal(result.reply.buffer.byteLength, result.reply.byteLength, 'not a view of a larger (pooled) buffer');
 });
 
@@ -50,7 +42,7 @@ test("a WebSocket route's frames come back from its thread in buffers of their o
   const { pool, routes } = await threadOf(t, 'ws-probes.mjs');
   const route = routes.findIndex((r) => r.pattern === 'WS /t/order');
   assert.ok(route >= 0);
-  const result = await pool.runWs({ kind: 'ws', event: 'message', route, connId: 3, sender: SENDER, origin: 0, path: '/t/order', params: {}, headers: {}, data: Buffer.from('echo me'), binary: false, code: 0, reason: '' });
+  const result = await pool.runWs({ kind: 'ws', event: 'message', route, connId: 3, sender: FRONT_SENDER, origin: 0, path: '/t/order', params: {}, headers: {}, data: Buffer.from('echo me'), binary: false, code: 0, reason: '' });
   assert.equal(result.out.length, 1);
   const { frame } = result.out[0]!;
   assert.deepEqual(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), Buffer.concat([Buffer.from([0x81, 7]), Buffer.from('echo me')]));
@@ -74,24 +66,13 @@ test('ownBytes: a view of a larger buffer becomes a copy of its bytes; a view th
 });
 
 test("the messages of a BATCH reach the service's thread each in a buffer of its own, in order", async (t) => {
-  const router = await FakeRouter.bind();
-  const svc = new Service({ connect: router.spec, routesModule: pathToFileURL(fixtureRoutes('link-probes.mjs')).href, workers: 1, credit: 8, heartbeatMs: 60_000, liveness: 3, senderId: 'own-bytes', drainTimeoutMs: 5000, logger: pino({ level: 'silent' }) });
-  await svc.start();
-  t.after(async () => {
-    await svc.close();
-    router.close();
-  });
-  const ready = await router.next('READY', 'READY');
-  await router.send(ready.id, { command: 'HEARTBEAT' });
+  const { router, peer: ready } = await serviceOnFakeRouter(t, 'own-bytes');
   await router.send(ready.id, { command: 'FEATURES', features: ['batch'] });
   await router.next('FEATURES', 'FEATURES answering the offer');
   const from = router.inbox.items.length;
-  const messages = [request(1, '/l/backing'), request(2, '/l/backing'), request(3, '/l/backing')];
+  const messages = [linkGet(1, '/l/backing'), linkGet(2, '/l/backing'), linkGet(3, '/l/backing')];
   await router.sendRaw(ready.id, [encodeBatch(messages.map((m) => encodeLink({ command: 'REQUEST', message: m })[0]!))]);
-  const replies = await router.inbox.when(() => {
-    const got = router.inbox.items.slice(from).filter((m) => m.msg?.command === 'REPLY');
-    return got.length >= 3 ? got : undefined;
-  }, 'three REPLYs');
+  const replies = await router.replies(3, from);
   const answers = replies.map((m) => parseReply((m.msg as Extract<LinkMessage, { command: 'REPLY' }>).message));
   assert.deepEqual(answers.map((r) => r.ids[0]), [1, 2, 3], 'in order');
   // Each thread saw a buffer the size of its own message, not the batch's.

@@ -18,11 +18,13 @@ import { Gateway } from '../../gateway/gateway.js';
 import { LinkPool, type LinkOptions } from '../../gateway/handler/index.js';
 import { decodeBatchItem, decodeLink, encodeLink, type LinkMessage } from '../../protocol/link-frames.js';
 import { findServer, parseConfig } from '../../protocol/mongrel2-conf.js';
-import { parseRequest, type HeaderEncoding, type M2Request } from '../../protocol/m2-request.js';
+import { encodeRequest, parseRequest, type HeaderEncoding, type M2Request } from '../../protocol/m2-request.js';
 import { encodeClose, encodeReply } from '../../protocol/m2-reply.js';
 import { logCapture, RawClient, tempTree, type LogCapture } from './gateway.js';
 import { freePort } from './net.js';
-import { M2GATE_BIN, ROOT } from './service.js';
+import { fixtureRoutes, M2GATE_BIN, ROOT } from './service.js';
+import { pathToFileURL } from 'node:url';
+import { Service } from '../../workers/service.js';
 import { readJsonLines, type LogLine } from './ndjson.js';
 import { BroadcastChannel } from 'node:worker_threads';
 
@@ -379,11 +381,46 @@ export class FakeRouter {
     return this.inbox.waitFor((m) => m.msg?.command === command, what, from);
   }
 
+  /** The REPLYs at index `from` or later, once there are at least `n`. */
+  replies(n: number, from: number): Promise<FromPeer[]> {
+    return this.inbox.when(() => {
+      const got = this.inbox.items.slice(from).filter((m) => m.msg?.command === 'REPLY');
+      return got.length >= n ? got : undefined;
+    }, `${n} REPLYs`);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.router.close();
   }
+}
+
+/** The sender of the requests a FakeRouter sends (as a front's Handler would). */
+export const FRONT_SENDER = '6c1f0e2a-0000-4000-8000-0000000front';
+
+/** A plain GET as a front sends it over the link (JSON headers). */
+export function linkGet(connId: number, path: string): Buffer {
+  return encodeRequest({ sender: FRONT_SENDER, connId, path, headers: { PATH: path, METHOD: 'GET', VERSION: 'HTTP/1.1', URI: path, PATTERN: '/', host: 'localhost' }, body: '' }, 'json');
+}
+
+/**
+ * A real Service (test/fixtures/routes/link-probes.mjs, one thread, credit 8) joined to a
+ * FakeRouter, registered: its READY answered and its 'connected to the gateway' line seen.
+ */
+export async function serviceOnFakeRouter(t: { after(fn: () => unknown): void }, senderId: string): Promise<{ router: FakeRouter; svc: Service; log: LogCapture; peer: FromPeer }> {
+  const router = await FakeRouter.bind();
+  const log = logCapture();
+  const svc = new Service({ connect: router.spec, routesModule: pathToFileURL(fixtureRoutes('link-probes.mjs')).href, workers: 1, credit: 8, heartbeatMs: 60_000, liveness: 3, senderId, drainTimeoutMs: 5000, logger: log.logger });
+  await svc.start();
+  t.after(async () => {
+    await svc.close();
+    router.close();
+  });
+  const peer = await router.next('READY', 'READY');
+  await router.send(peer.id, { command: 'HEARTBEAT' });
+  await log.waitFor((l) => l.msg === 'connected to the gateway', 'connected to the gateway');
+  return { router, svc, log, peer };
 }
 
 // ---- the CLI as child processes -----------------------------------------------------------
